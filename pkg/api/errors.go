@@ -1,0 +1,43 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/bbsboard/bbs/pkg/feed"
+	"github.com/bbsboard/bbs/pkg/sse"
+	"github.com/bbsboard/bbs/pkg/topic"
+	"github.com/bbsboard/bbs/pkg/wire"
+	"github.com/gin-gonic/gin"
+)
+
+// fail answers with the standard error body.
+func fail(c *gin.Context, status int, code, message string) {
+	c.AbortWithStatusJSON(status, wire.Error{Error: wire.ErrorBody{Code: code, Message: message}})
+}
+
+// failErr maps an error from the domain onto its status. The message of a
+// 500 is generic; its detail goes to the log only.
+func (s *Server) failErr(c *gin.Context, err error) {
+	switch {
+	case errors.Is(err, topic.ErrInvalid):
+		fail(c, http.StatusUnprocessableEntity, "invalid_comment", err.Error())
+	case errors.Is(err, topic.ErrNotFound):
+		fail(c, http.StatusNotFound, "not_found", "no topic with this id")
+	case errors.Is(err, topic.ErrUnauthorized):
+		c.Header("WWW-Authenticate", `Bearer realm="bbs"`)
+		fail(c, http.StatusUnauthorized, "unauthorized", "send the topic's token as Authorization: Bearer <token>")
+	case errors.Is(err, topic.ErrForbidden):
+		fail(c, http.StatusForbidden, "forbidden", "this token may not change this topic")
+	case errors.Is(err, topic.ErrUnavailable):
+		s.log.Warn("database unavailable", "route", c.FullPath(), "err", err)
+		c.Header("Retry-After", "5")
+		fail(c, http.StatusServiceUnavailable, "unavailable", "the database is unavailable; nothing was written, try again shortly")
+	case errors.Is(err, feed.ErrNotReady), errors.Is(err, sse.ErrClosed):
+		c.Header("Retry-After", "1")
+		fail(c, http.StatusServiceUnavailable, "not_ready", "this replica is starting or shutting down; try again")
+	default:
+		s.log.Error("request failed", "route", c.FullPath(), "err", err)
+		fail(c, http.StatusInternalServerError, "internal", "internal error")
+	}
+}

@@ -1,0 +1,112 @@
+// Package api provides the board's HTTP surface on gin: the JSON API, the
+// SSE stream, the page, health, readiness and metrics.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/bbsboard/bbs/pkg/feed"
+	"github.com/bbsboard/bbs/pkg/metrics"
+	"github.com/bbsboard/bbs/pkg/sse"
+	"github.com/bbsboard/bbs/pkg/store"
+	"github.com/bbsboard/bbs/pkg/topic"
+	"github.com/gin-gonic/gin"
+)
+
+// Config is the part of the server's configuration the HTTP layer uses.
+type Config struct {
+	Replica      string        // X-Replica on every response
+	Retry        time.Duration // the retry: a stream sends on connect
+	DrainJitter  time.Duration // window over which draining streams are told to come back
+	WriteTimeout time.Duration // per write on a stream: a stalled client is cut off after it
+	MaxStreams   int           // per replica; 0: unlimited
+}
+
+// Check is a readiness probe of a shared dependency.
+type Check func(ctx context.Context) error
+
+// Server holds the handlers' dependencies.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	store  *store.Store
+	feed   *feed.Feed
+	hub    *sse.Hub
+	auth   topic.Authorizer
+	m      *metrics.Metrics
+	checks map[string]Check
+
+	draining atomic.Bool
+}
+
+// New returns a server; Handler serves it.
+func New(cfg Config, log *slog.Logger, st *store.Store, f *feed.Feed, hub *sse.Hub, auth topic.Authorizer, m *metrics.Metrics, checks map[string]Check) *Server {
+	return &Server{cfg: cfg, log: log, store: st, feed: f, hub: hub, auth: auth, m: m, checks: checks}
+}
+
+// Drain turns the replica not-ready and tells every stream to reconnect
+// elsewhere, each after its own jittered delay.
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.hub.Close()
+}
+
+// Handler is the router.
+func (s *Server) Handler() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(s.common, s.recover)
+	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such route") })
+	r.NoMethod(func(c *gin.Context) {
+		fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route")
+	})
+
+	r.GET("/", s.page)
+	r.GET("/static/*file", s.static)
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", gin.WrapH(s.m.Handler()))
+	api := r.Group("/api/topics")
+	api.GET("", s.list)
+	api.POST("", s.create)
+	api.GET("/stream", s.stream)
+	api.PATCH("/:id", s.update)
+	api.DELETE("/:id", s.delete)
+	return r
+}
+
+// common stamps every response with the replica and counts it by route.
+func (s *Server) common(c *gin.Context) {
+	c.Header("X-Replica", s.cfg.Replica)
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	s.m.Requests.WithLabelValues(route, strconv.Itoa(c.Writer.Status())).Inc()
+}
+
+// recover turns a panic into a 500 with the standard error body; the
+// detail goes to the log, never to the client.
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("panic in handler", "route", c.FullPath(), "panic", p)
+			if !c.Writer.Written() {
+				fail(c, http.StatusInternalServerError, "internal", "internal error")
+			}
+			c.Abort()
+		}
+	}()
+	c.Next()
+}

@@ -1,0 +1,172 @@
+package api
+
+import (
+	"errors"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/bbsboard/bbs/pkg/topic"
+	"github.com/bbsboard/bbs/pkg/wire"
+	"github.com/gin-gonic/gin"
+)
+
+// maxLimit bounds one page of topics.
+const maxLimit = 500
+
+func (s *Server) list(c *gin.Context) {
+	limit, before := s.feed.Limit(), int64(0)
+	var err error
+	if q := c.Query("limit"); q != "" {
+		if limit, err = strconv.Atoi(q); err != nil || limit < 1 || limit > maxLimit {
+			fail(c, http.StatusBadRequest, "invalid_limit", "limit must be an integer from 1 to 500")
+			return
+		}
+	}
+	if q := c.Query("before"); q != "" {
+		if before, err = strconv.ParseInt(q, 10, 64); err != nil || before < 1 {
+			fail(c, http.StatusBadRequest, "invalid_before", "before must be a positive topic id")
+			return
+		}
+	}
+	// The first page within the window comes from memory: no database read.
+	if before == 0 && limit <= s.feed.Limit() {
+		if page, encoded, ok := s.feed.List(limit); ok {
+			s.m.CacheHits.Inc()
+			if encoded != nil {
+				c.Data(http.StatusOK, "application/json; charset=utf-8", encoded)
+			} else {
+				c.JSON(http.StatusOK, wire.List{Version: page.Version, Topics: wire.FromTopics(page.Topics)})
+			}
+			return
+		}
+	}
+	s.m.CacheMisses.Inc()
+	page, err := s.store.Page(c.Request.Context(), before, limit)
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, wire.List{Version: page.Version, Topics: wire.FromTopics(page.Topics)})
+}
+
+func (s *Server) create(c *gin.Context) {
+	form := isForm(c.Request)
+	comment, ok := s.readComment(c, form)
+	if !ok {
+		return
+	}
+	token, hash := topic.NewToken()
+	t, changes, err := s.store.Create(c.Request.Context(), comment, hash)
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	s.feed.Publish(changes)
+	if form {
+		// A browser without script posted the form: back to the board.
+		c.Redirect(http.StatusSeeOther, "/")
+		return
+	}
+	c.JSON(http.StatusCreated, wire.Created{Topic: wire.FromTopic(t), Token: token})
+}
+
+func (s *Server) update(c *gin.Context) {
+	id, ok := topicID(c)
+	if !ok {
+		return
+	}
+	comment, ok := s.readComment(c, false)
+	if !ok {
+		return
+	}
+	token := bearer(c.Request)
+	t, changes, err := s.store.Update(c.Request.Context(), id, comment, func(hash []byte) error {
+		return s.auth.Check(token, hash)
+	})
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	s.feed.Publish(changes)
+	c.JSON(http.StatusOK, wire.One{Topic: wire.FromTopic(t)})
+}
+
+func (s *Server) delete(c *gin.Context) {
+	id, ok := topicID(c)
+	if !ok {
+		return
+	}
+	token := bearer(c.Request)
+	purge := c.Query("purge") == "true"
+	if purge && !s.auth.IsAdmin(token) {
+		s.failErr(c, topic.ErrForbidden)
+		return
+	}
+	changes, err := s.store.Delete(c.Request.Context(), id, purge, func(hash []byte) error {
+		return s.auth.Check(token, hash)
+	})
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	s.feed.Publish(changes)
+	c.Status(http.StatusNoContent)
+}
+
+// readComment decodes and normalises the comment of a JSON body (or of a
+// form post), answering the 4xx itself when it is refused.
+func (s *Server) readComment(c *gin.Context, form bool) (string, bool) {
+	var raw string
+	if form {
+		body, err := readBody(c.Request, c.Writer)
+		if err == nil {
+			raw, err = formComment(body)
+		}
+		if err != nil {
+			var eb *errBody
+			if errors.As(err, &eb) {
+				fail(c, eb.status, eb.code, eb.message)
+			}
+			return "", false
+		}
+	} else {
+		var body wire.CommentBody
+		if err := decodeJSON(c.Request, c.Writer, &body); err != nil {
+			eb := err.(*errBody)
+			fail(c, eb.status, eb.code, eb.message)
+			return "", false
+		}
+		raw = body.Comment
+	}
+	comment, err := topic.NormalizeComment(raw)
+	if err != nil {
+		s.failErr(c, err)
+		return "", false
+	}
+	return comment, true
+}
+
+func isForm(r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mt == "application/x-www-form-urlencoded"
+}
+
+func topicID(c *gin.Context) (int64, bool) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id < 1 {
+		fail(c, http.StatusNotFound, "not_found", "no topic with this id")
+		return 0, false
+	}
+	return id, true
+}
+
+// bearer returns the token of "Authorization: Bearer <token>", or "".
+func bearer(r *http.Request) string {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}

@@ -1,0 +1,60 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a bus on Redis pub/sub.
+type Redis struct {
+	rdb     redis.UniversalClient
+	channel string
+}
+
+// NewRedis returns a bus on channel.
+func NewRedis(rdb redis.UniversalClient, channel string) *Redis {
+	return &Redis{rdb: rdb, channel: channel}
+}
+
+// Publish sends msg to every replica subscribed right now.
+func (r *Redis) Publish(ctx context.Context, msg []byte) error {
+	if err := r.rdb.Publish(ctx, r.channel, msg).Err(); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	return nil
+}
+
+// Subscribe delivers messages to handle until ctx ends. go-redis
+// reconnects and resubscribes by itself, and whatever was published in
+// between is lost; ChannelWithSubscriptions tells us each time it
+// (re)subscribed, and resubscribed is called then so the caller can fetch
+// what it missed.
+func (r *Redis) Subscribe(ctx context.Context, handle func([]byte), resubscribed func()) error {
+	ps := r.rdb.Subscribe(ctx, r.channel)
+	defer ps.Close()
+	ch := ps.ChannelWithSubscriptions(
+		redis.WithChannelSize(4096),
+		redis.WithChannelHealthCheckInterval(time.Second),
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m, ok := <-ch:
+			if !ok {
+				return fmt.Errorf("subscribe %s: channel closed", r.channel)
+			}
+			switch m := m.(type) {
+			case *redis.Subscription:
+				if m.Kind == "subscribe" {
+					resubscribed()
+				}
+			case *redis.Message:
+				handle([]byte(m.Payload))
+			}
+		}
+	}
+}

@@ -1,0 +1,174 @@
+// Package config provides the server's configuration, read from the
+// environment with the defaults DESIGN.md names.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything the server reads from its environment.
+type Config struct {
+	HTTPAddr        string
+	DatabaseURL     string // "" or sqlite:PATH: embedded SQLite
+	RedisURL        string // "": in-process bus and cache, one replica
+	RedisPrefix     string // keys and channels live under it
+	AdminToken      string
+	ReplicaID       string
+	SnapshotLimit   int
+	Heartbeat       time.Duration
+	ShutdownGrace   time.Duration
+	DrainJitter     time.Duration
+	Retry           time.Duration
+	WriteRate       int // writes per minute per client address
+	WriteBurst      int
+	TrustedProxies  []netip.Prefix
+	MaxStreams      int
+	MaxStreamsPerIP int
+	CheckEvery      time.Duration
+	LogLevel        slog.Level
+}
+
+// Load reads the configuration through getenv (os.Getenv in production,
+// a map in tests).
+func Load(getenv func(string) string) (Config, error) {
+	p := parser{getenv: getenv}
+	host, _ := os.Hostname()
+	c := Config{
+		HTTPAddr:        p.str("HTTP_ADDR", ":8080"),
+		DatabaseURL:     p.str("DATABASE_URL", ""),
+		RedisURL:        p.str("REDIS_URL", ""),
+		RedisPrefix:     p.str("REDIS_PREFIX", "{bbs}"),
+		AdminToken:      p.str("ADMIN_TOKEN", ""),
+		ReplicaID:       p.str("REPLICA_ID", host),
+		SnapshotLimit:   p.int("SNAPSHOT_LIMIT", 100),
+		Heartbeat:       p.dur("SSE_HEARTBEAT", 15*time.Second),
+		ShutdownGrace:   p.dur("SHUTDOWN_GRACE", 25*time.Second),
+		DrainJitter:     p.dur("DRAIN_JITTER", 5*time.Second),
+		Retry:           p.dur("SSE_RETRY", 2*time.Second),
+		WriteBurst:      p.int("WRITE_BURST", 10),
+		MaxStreams:      p.int("MAX_STREAMS", 20000),
+		MaxStreamsPerIP: p.int("MAX_STREAMS_PER_CLIENT", 50),
+		CheckEvery:      p.dur("VERSION_CHECK", 5*time.Second),
+	}
+	c.WriteRate = p.rate("WRITE_RATE", 30)
+	c.TrustedProxies = p.prefixes("TRUSTED_PROXIES")
+	if err := c.LogLevel.UnmarshalText([]byte(p.str("LOG_LEVEL", "info"))); err != nil {
+		p.errs = append(p.errs, fmt.Sprintf("LOG_LEVEL: %v", err))
+	}
+	if c.SnapshotLimit < 1 || c.SnapshotLimit > 500 {
+		p.errs = append(p.errs, "SNAPSHOT_LIMIT: must be 1..500")
+	}
+	if c.Heartbeat <= 0 {
+		p.errs = append(p.errs, "SSE_HEARTBEAT: must be positive")
+	}
+	if len(p.errs) > 0 {
+		return Config{}, fmt.Errorf("configuration: %s", strings.Join(p.errs, "; "))
+	}
+	return c, nil
+}
+
+// LogValue logs the configuration with its secrets masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("http_addr", c.HTTPAddr),
+		slog.String("database", maskURL(c.DatabaseURL, "sqlite:bbs.db")),
+		slog.String("redis", maskURL(c.RedisURL, "in-process")),
+		slog.Bool("admin_token_set", c.AdminToken != ""),
+		slog.String("replica", c.ReplicaID),
+		slog.Int("snapshot_limit", c.SnapshotLimit),
+		slog.Duration("heartbeat", c.Heartbeat),
+		slog.Duration("shutdown_grace", c.ShutdownGrace),
+		slog.Int("write_rate_per_min", c.WriteRate),
+		slog.Int("max_streams", c.MaxStreams),
+		slog.Int("max_streams_per_client", c.MaxStreamsPerIP),
+		slog.Int("trusted_proxies", len(c.TrustedProxies)),
+	)
+}
+
+// maskURL keeps the scheme and host of a URL and hides any password.
+func maskURL(u, empty string) string {
+	if u == "" {
+		return empty
+	}
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		user, _, _ := strings.Cut(rest[:at], ":")
+		rest = user + ":***@" + rest[at+1:]
+	}
+	return scheme + "://" + rest
+}
+
+type parser struct {
+	getenv func(string) string
+	errs   []string
+}
+
+func (p *parser) str(key, def string) string {
+	if v := strings.TrimSpace(p.getenv(key)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (p *parser) int(key string, def int) int {
+	v := p.str(key, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		p.errs = append(p.errs, fmt.Sprintf("%s: %q is not a non-negative integer", key, v))
+	}
+	return n
+}
+
+func (p *parser) dur(key string, def time.Duration) time.Duration {
+	v := p.str(key, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		p.errs = append(p.errs, fmt.Sprintf("%s: %q is not a duration like 15s", key, v))
+	}
+	return d
+}
+
+// rate accepts "30" or "30/min" (writes per minute).
+func (p *parser) rate(key string, def int) int {
+	v := strings.TrimSuffix(p.str(key, ""), "/min")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		p.errs = append(p.errs, fmt.Sprintf("%s: %q is not a rate like 30/min", key, v))
+	}
+	return n
+}
+
+func (p *parser) prefixes(key string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, f := range strings.FieldsFunc(p.str(key, ""), func(r rune) bool { return r == ',' || r == ' ' }) {
+		pf, err := netip.ParsePrefix(f)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				p.errs = append(p.errs, fmt.Sprintf("%s: %q is not a CIDR or address", key, f))
+				continue
+			}
+			pf = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		out = append(out, pf)
+	}
+	return out
+}

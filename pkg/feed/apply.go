@@ -1,0 +1,142 @@
+package feed
+
+import (
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/bbsboard/bbs/pkg/sse"
+	"github.com/bbsboard/bbs/pkg/topic"
+	"github.com/bbsboard/bbs/pkg/wire"
+)
+
+// offer takes a committed change from anywhere (this replica's own write,
+// the bus, the change log) and applies it in version order: an old or
+// duplicate one is dropped, one that came early waits in pending for those
+// before it. If they do not come within GapWait, the run loop reads them
+// from the change log.
+func (f *Feed) offer(c topic.Change) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.offerLocked(c)
+}
+
+func (f *Feed) offerLocked(c topic.Change) {
+	if !f.ready || c.Version <= f.version {
+		// Before the first load, the load itself plus the catch-up that
+		// follows it will bring this change.
+		return
+	}
+	if c.Version > f.version+1 {
+		f.pending[c.Version] = c
+		if f.gapTimer == nil {
+			f.gapTimer = time.AfterFunc(f.cfg.GapWait, func() { f.requestSync("gap") })
+		}
+		return
+	}
+	f.applyLocked(c)
+	for {
+		next, ok := f.pending[f.version+1]
+		if !ok {
+			break
+		}
+		delete(f.pending, next.Version)
+		f.applyLocked(next)
+	}
+	if len(f.pending) == 0 && f.gapTimer != nil {
+		f.gapTimer.Stop()
+		f.gapTimer = nil
+	}
+}
+
+// applyLocked applies the change that follows f.version, encodes its SSE
+// frame once and hands the same bytes to every stream.
+func (f *Feed) applyLocked(c topic.Change) {
+	switch c.Kind {
+	case topic.Created:
+		i, found := slices.BinarySearchFunc(f.topics, c.Topic.ID, byIDDesc)
+		if found {
+			f.topics[i] = c.Topic
+		} else {
+			f.topics = slices.Insert(f.topics, i, c.Topic)
+			if len(f.topics) > f.cfg.Limit {
+				f.topics = f.topics[:f.cfg.Limit]
+			}
+		}
+	case topic.Updated:
+		if i, found := slices.BinarySearchFunc(f.topics, c.Topic.ID, byIDDesc); found {
+			f.topics[i] = c.Topic
+		}
+	case topic.Deleted:
+		if i, found := slices.BinarySearchFunc(f.topics, c.ID, byIDDesc); found {
+			f.topics = slices.Delete(f.topics, i, i+1)
+		}
+	}
+	f.version = c.Version
+	f.snapshot = nil
+	frame := encodeChange(c)
+	f.ring.push(frame)
+	f.hub.Broadcast(frame)
+	f.m.EventsApplied.Inc()
+	f.m.Version.Set(float64(f.version))
+	f.cond.Broadcast()
+}
+
+// replaceLocked swaps the whole window for a snapshot read elsewhere (the
+// database or the shared cache), if and only if it is newer: an older
+// snapshot never overwrites a newer one. Streams get it as a snapshot
+// event, since the changes in between are not known one by one.
+func (f *Feed) replaceLocked(page topic.Page) bool {
+	if f.ready && page.Version <= f.version {
+		return false
+	}
+	topics := page.Topics
+	if len(topics) > f.cfg.Limit {
+		topics = topics[:f.cfg.Limit]
+	}
+	f.topics = slices.Clone(topics)
+	f.version = page.Version
+	f.snapshot = nil
+	f.ring.reset()
+	for v := range f.pending {
+		if v <= f.version {
+			delete(f.pending, v)
+		}
+	}
+	f.m.Version.Set(float64(f.version))
+	if f.ready {
+		f.hub.Broadcast(f.snapshotFrameLocked())
+	}
+	f.cond.Broadcast()
+	return true
+}
+
+// snapshotLocked returns the encoded list at f.version, encoding it once
+// per version however many streams, reads and cache writes ask for it.
+func (f *Feed) snapshotLocked() []byte {
+	if f.snapshot == nil {
+		f.snapshot, _ = json.Marshal(wire.List{Version: f.version, Topics: wire.FromTopics(f.topics), Limit: f.cfg.Limit})
+	}
+	return f.snapshot
+}
+
+func (f *Feed) snapshotFrameLocked() sse.Frame {
+	return sse.Encode(f.version, "snapshot", f.snapshotLocked())
+}
+
+// byIDDesc orders the window newest first.
+func byIDDesc(t topic.Topic, id int64) int {
+	switch {
+	case t.ID > id:
+		return -1
+	case t.ID < id:
+		return 1
+	}
+	return 0
+}
+
+// encodeChange is the SSE frame of a change.
+func encodeChange(c topic.Change) sse.Frame {
+	data, _ := json.Marshal(wire.FromChange(c)) // plain structs: cannot fail
+	return sse.Encode(c.Version, string(c.Kind), data)
+}

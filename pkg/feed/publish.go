@@ -1,0 +1,73 @@
+package feed
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/bbsboard/bbs/pkg/topic"
+	"github.com/bbsboard/bbs/pkg/wire"
+)
+
+// Publish takes changes that have COMMITTED on this replica. It applies them
+// here at once, so this replica's streams see them even with the bus down,
+// and queues them for the bus. It never blocks the write that made them:
+// if the queue is full the notice is dropped and the other replicas find
+// the change through their periodic check.
+func (f *Feed) Publish(changes []topic.Change) {
+	for _, c := range changes {
+		f.offer(c)
+		select {
+		case f.pubQ <- c:
+		default:
+			f.m.PublishErrors.Inc()
+		}
+	}
+}
+
+// publisher sends queued notices on the bus, then writes this replica's
+// snapshot to the shared cache once per batch (so a burst of writes costs
+// one cache write, not one each).
+func (f *Feed) publisher(ctx context.Context) {
+	for {
+		var c topic.Change
+		select {
+		case <-ctx.Done():
+			return
+		case c = <-f.pubQ:
+		}
+		for more := true; more; {
+			f.publish(ctx, c)
+			select {
+			case c = <-f.pubQ:
+			default:
+				more = false
+			}
+		}
+		f.storeCache(ctx)
+	}
+}
+
+func (f *Feed) publish(ctx context.Context, c topic.Change) {
+	msg, _ := json.Marshal(wire.NoticeOf(c))
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := f.bus.Publish(ctx, msg); err != nil {
+		f.m.PublishErrors.Inc()
+		return
+	}
+	f.m.EventsPublished.Inc()
+}
+
+// storeCache writes the feed's current snapshot to the shared cache; the
+// cache keeps it only if it holds nothing as new.
+func (f *Feed) storeCache(ctx context.Context) {
+	f.mu.Lock()
+	v, data := f.version, f.snapshotLocked()
+	f.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if _, err := f.cache.Store(ctx, v, data); err != nil {
+		f.m.CacheErrors.Inc()
+	}
+}

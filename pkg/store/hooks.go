@@ -1,0 +1,82 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bbsboard/bbs/pkg/topic"
+	"gorm.io/gorm"
+)
+
+// GORM runs after-hooks INSIDE the write's transaction, before COMMIT. A
+// notice published from a hook would let another replica re-read the old
+// rows and cache them. So the hooks only record the change (in the change
+// log, in the same transaction) and queue it in an outbox carried by the
+// statement's context; the code that owns the transaction hands the outbox
+// on only after Commit returned, and drops it on rollback.
+
+type outboxKey struct{}
+
+type outbox struct{ changes []topic.Change }
+
+func withOutbox(ctx context.Context) (context.Context, *outbox) {
+	ob := &outbox{}
+	return context.WithValue(ctx, outboxKey{}, ob), ob
+}
+
+// errNoOutbox stops a topic write that does not go through the store's own
+// transactions: its change could never be published, so it must not commit.
+var errNoOutbox = errors.New("topic written outside store transaction: its change notice would be lost")
+
+// AfterCreate is the after-save hook of a new topic.
+func (r *topicRow) AfterCreate(tx *gorm.DB) error { return recordChange(tx, topic.Created, r) }
+
+// AfterUpdate is the after-save hook of an edited topic.
+func (r *topicRow) AfterUpdate(tx *gorm.DB) error { return recordChange(tx, topic.Updated, r) }
+
+// AfterDelete is the after-delete hook (soft delete and purge alike).
+func (r *topicRow) AfterDelete(tx *gorm.DB) error { return recordChange(tx, topic.Deleted, r) }
+
+// recordChange assigns the change its version and writes it to the log.
+//
+// Why the order is safe: the version is the single row of bbs_version,
+// bumped with UPDATE ... RETURNING inside the write's own transaction. The
+// UPDATE takes that row's lock and holds it until COMMIT or ROLLBACK. A
+// second writer, on any replica, blocks on the same row until the first
+// transaction ends; when it proceeds, Postgres (READ COMMITTED re-reads a
+// row whose lock holder committed) hands it the committed value plus one.
+// So versions are gap-free and version order is commit order: when any
+// connection can see version V committed, every version below V is already
+// committed too. A rollback undoes the bump with everything else, leaving
+// no hole. Two writers committing "at the same moment" are in fact
+// serialised on that lock; whichever got it first has the lower version
+// and committed first. A replica applies changes strictly in version
+// order and fetches any version it has not seen from the log, so it can
+// neither reorder nor skip one. SQLite has a single writer, which gives
+// the same order trivially.
+func recordChange(tx *gorm.DB, kind topic.Kind, r *topicRow) error {
+	ob, ok := tx.Statement.Context.Value(outboxKey{}).(*outbox)
+	if !ok {
+		return errNoOutbox
+	}
+	db := tx.Session(&gorm.Session{NewDB: true})
+	var version int64
+	if err := db.Raw("UPDATE bbs_version SET v = v + 1 WHERE id = 1 RETURNING v").Scan(&version).Error; err != nil {
+		return fmt.Errorf("bump version: %w", err)
+	}
+	if version == 0 {
+		return errors.New("bump version: bbs_version row missing (run bbs migrate)")
+	}
+	c := changeRow{Version: version, Kind: string(kind), TopicID: r.ID, CommitedAt: time.Now().UTC()}
+	if kind != topic.Deleted {
+		created, updated := r.CreatedAt.UTC(), r.UpdatedAt.UTC()
+		c.Comment, c.CreatedAt, c.UpdatedAt = &r.Comment, &created, &updated
+	}
+	if err := db.Create(&c).Error; err != nil {
+		return fmt.Errorf("log change %d: %w", version, err)
+	}
+	ob.changes = append(ob.changes, c.domain())
+	return nil
+}

@@ -1,0 +1,47 @@
+package store
+
+import (
+	"time"
+
+	"github.com/bbsboard/bbs/pkg/topic"
+	"gorm.io/gorm"
+)
+
+// topicRow is the GORM model of a topic. It never leaves this package: the
+// domain gets a topic.Topic, the wire gets its own JSON type.
+type topicRow struct {
+	ID        int64 `gorm:"primaryKey"`
+	Comment   string
+	TokenHash []byte
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	DeletedAt gorm.DeletedAt // soft delete: the row stays for moderation
+}
+
+func (topicRow) TableName() string { return "topics" }
+
+func (r *topicRow) domain() topic.Topic {
+	return topic.Topic{ID: r.ID, Comment: r.Comment, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
+}
+
+// changeRow is one entry of the change log: what version V did, with the
+// topic as it was at V, so a replica that missed V can replay it exactly.
+type changeRow struct {
+	Version    int64 `gorm:"primaryKey;autoIncrement:false"`
+	Kind       string
+	TopicID    int64
+	Comment    *string
+	CreatedAt  *time.Time `gorm:"autoCreateTime:false"`
+	UpdatedAt  *time.Time `gorm:"autoUpdateTime:false"`
+	CommitedAt time.Time  `gorm:"column:committed_at"`
+}
+
+func (changeRow) TableName() string { return "topic_changes" }
+
+func (c *changeRow) domain() topic.Change {
+	ch := topic.Change{Version: c.Version, Kind: topic.Kind(c.Kind), ID: c.TopicID}
+	if c.Kind != string(topic.Deleted) && c.Comment != nil && c.CreatedAt != nil && c.UpdatedAt != nil {
+		ch.Topic = topic.Topic{ID: c.TopicID, Comment: *c.Comment, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC()}
+	}
+	return ch
+}

@@ -1,0 +1,113 @@
+// Package store provides the board's persistence through GORM: Postgres in
+// production, an embedded SQLite file for a one-command local run. It owns
+// the write transactions, so it is also where versions are assigned and
+// where change notices wait until COMMIT before anyone may publish them.
+package store
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Store reads and writes topics.
+type Store struct {
+	db      *gorm.DB
+	dialect string // "postgres" or "sqlite"
+}
+
+// Open connects to databaseURL: a postgres:// URL, or "sqlite:PATH" (an
+// empty URL means sqlite:bbs.db). It does not migrate; see Migrate.
+func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*Store, error) {
+	cfg := &gorm.Config{
+		// Every topic write runs in a transaction the store opens itself, so
+		// GORM's per-statement transaction would only add round trips.
+		SkipDefaultTransaction: true,
+		// Postgres keeps microseconds; truncating here makes the topic a write
+		// returns identical to the one read back later.
+		NowFunc: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		Logger: logger.NewSlogLogger(log.With("component", "gorm"), logger.Config{
+			SlowThreshold:             500 * time.Millisecond,
+			LogLevel:                  logger.Warn,
+			IgnoreRecordNotFoundError: true,
+		}),
+	}
+	s := &Store{}
+	var dial gorm.Dialector
+	switch {
+	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
+		s.dialect = "postgres"
+		dial = postgres.Open(databaseURL)
+	case databaseURL == "", strings.HasPrefix(databaseURL, "sqlite:"):
+		s.dialect = "sqlite"
+		path := strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite:"), "//")
+		if path == "" {
+			path = "bbs.db"
+		}
+		dial = sqlite.Open("file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+	default:
+		return nil, fmt.Errorf("open store: DATABASE_URL must be postgres://... or sqlite:PATH, got scheme of %q", redact(databaseURL))
+	}
+	db, err := gorm.Open(dial, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if s.dialect == "sqlite" {
+		// One connection: SQLite has one writer anyway, and a single
+		// connection makes "database is locked" impossible.
+		sqlDB.SetMaxOpenConns(1)
+	} else {
+		sqlDB.SetMaxOpenConns(20)
+		sqlDB.SetMaxIdleConns(20)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	s.db = db
+	return s, nil
+}
+
+// Close releases the connections.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		return classify("ping", err)
+	}
+	return nil
+}
+
+// DB exposes the GORM handle, for tests that need to reach inside a write
+// (holding a transaction open before COMMIT, say).
+func (s *Store) DB() *gorm.DB { return s.db }
+
+// Dialect is "postgres" or "sqlite".
+func (s *Store) Dialect() string { return s.dialect }
+
+// redact hides credentials in a URL before it reaches an error or a log.
+func redact(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		return u[:i] + "://…"
+	}
+	return "…"
+}

@@ -1,0 +1,31 @@
+// Package web provides the board's page: HTML, JS and CSS embedded in the binary.
+package web
+
+import (
+	"embed"
+	"io/fs"
+)
+
+// The files are listed one by one so that nothing else dropped into static/
+// (editor backups, notes) ends up being served.
+//
+//go:embed static/index.html static/app.js static/app.css static/favicon.svg
+var embedded embed.FS
+
+// assets is embedded rooted at static/, so callers see "index.html" rather
+// than "static/index.html".
+var assets = mustSub(embedded, "static")
+
+func mustSub(fsys fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		// fs.Sub only fails for an invalid path; "static" is a constant.
+		panic(err)
+	}
+	return sub
+}
+
+// Assets returns the embedded files (index.html, app.js, app.css, favicon.svg) rooted at the asset directory.
+func Assets() fs.FS {
+	return assets
+}

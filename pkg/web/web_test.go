@@ -1,0 +1,156 @@
+package web
+
+import (
+	"io/fs"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var assetNames = []string{"index.html", "app.js", "app.css", "favicon.svg"}
+
+func readAsset(t *testing.T, name string) string {
+	t.Helper()
+	b, err := fs.ReadFile(Assets(), name)
+	if err != nil {
+		t.Fatalf("read %s: %v", name, err)
+	}
+	if len(b) == 0 {
+		t.Fatalf("%s is empty", name)
+	}
+	return string(b)
+}
+
+func TestAssetsContainsFiles(t *testing.T) {
+	got := map[string]bool{}
+	err := fs.WalkDir(Assets(), ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			got[path] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range assetNames {
+		if !got[name] {
+			t.Errorf("Assets() lacks %s (have %v)", name, got)
+		}
+		readAsset(t, name)
+	}
+	if len(got) != len(assetNames) {
+		t.Errorf("Assets() has %d files, want %d: %v", len(got), len(assetNames), got)
+	}
+}
+
+func TestIndexReferencesAssets(t *testing.T) {
+	html := readAsset(t, "index.html")
+	for _, want := range []string{
+		`<script src="/static/app.js" defer></script>`,
+		`<link rel="stylesheet" href="/static/app.css">`,
+		`href="/static/favicon.svg"`,
+		`method="post" action="/api/topics"`,
+		`name="comment"`,
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("index.html lacks %q", want)
+		}
+	}
+}
+
+// The browser tests drive the page through these ids.
+func TestIndexHasStableIDs(t *testing.T) {
+	html := readAsset(t, "index.html")
+	for _, id := range []string{"post-form", "comment", "post-button", "post-error", "counter", "status", "topics"} {
+		if !strings.Contains(html, `id="`+id+`"`) {
+			t.Errorf("index.html lacks id=%q", id)
+		}
+	}
+	js := readAsset(t, "app.js")
+	for _, class := range []string{"'topic'", "'comment'", " edit'", " delete'", "'edit-text'", " save'", " cancel'"} {
+		if !strings.Contains(js, class) {
+			t.Errorf("app.js lacks class name %s", class)
+		}
+	}
+}
+
+var (
+	urlRE      = regexp.MustCompile(`(?i)https?://[^\s"'<>()]*`)
+	protoRelRE = regexp.MustCompile(`(?i)(?:src|href|url)\s*[=(]\s*["']?//`)
+)
+
+func TestNoExternalURLs(t *testing.T) {
+	const svgNS = "http://www.w3.org/2000/svg"
+	for _, name := range assetNames {
+		src := readAsset(t, name)
+		if name == "favicon.svg" {
+			src = strings.Replace(src, `xmlns="`+svgNS+`"`, "", 1)
+		}
+		for _, u := range urlRE.FindAllString(src, -1) {
+			t.Errorf("%s references an external URL: %s", name, u)
+		}
+		if m := protoRelRE.FindString(src); m != "" {
+			t.Errorf("%s has a protocol-relative URL: %q", name, m)
+		}
+	}
+}
+
+var (
+	scriptRE      = regexp.MustCompile(`(?is)<script\b([^>]*)>(.*?)</script\s*>`)
+	eventAttrRE   = regexp.MustCompile(`(?i)<[^>]*\son[a-z]+\s*=`)
+	styleAttrRE   = regexp.MustCompile(`(?i)<[^>]*\sstyle\s*=`)
+	styleTagRE    = regexp.MustCompile(`(?i)<style\b`)
+	markupSources = []string{"index.html", "favicon.svg"}
+)
+
+// The page is served with a CSP that forbids inline scripts and styles.
+func TestNoInlineScriptOrStyle(t *testing.T) {
+	for _, name := range markupSources {
+		src := readAsset(t, name)
+		for _, m := range scriptRE.FindAllStringSubmatch(src, -1) {
+			if strings.TrimSpace(m[2]) != "" {
+				t.Errorf("%s has an inline <script>: %.60q", name, m[0])
+			}
+			if !strings.Contains(m[1], "src=") {
+				t.Errorf("%s has a <script> without src: %q", name, m[0])
+			}
+		}
+		if m := eventAttrRE.FindString(src); m != "" {
+			t.Errorf("%s has an inline event handler attribute: %q", name, m)
+		}
+		if m := styleAttrRE.FindString(src); m != "" {
+			t.Errorf("%s has a style attribute: %q", name, m)
+		}
+		if styleTagRE.MatchString(src) {
+			t.Errorf("%s has an inline <style> element", name)
+		}
+	}
+}
+
+// User text must reach the page only as text, never parsed as markup, and
+// the script must not create what the CSP would block.
+func TestScriptAvoidsHTMLInjection(t *testing.T) {
+	js := readAsset(t, "app.js")
+	for _, bad := range []string{
+		".innerHTML",
+		".outerHTML",
+		"insertAdjacentHTML",
+		"document.write",
+		"eval(",
+		"new Function",
+		"setAttribute('style'",
+		`setAttribute("style"`,
+		"setAttribute('on",
+		`setAttribute("on`,
+	} {
+		if strings.Contains(js, bad) {
+			t.Errorf("app.js uses %q", bad)
+		}
+	}
+	if !strings.Contains(js, "textContent") {
+		t.Error("app.js never uses textContent")
+	}
+}

@@ -1,0 +1,116 @@
+// Package wire defines the JSON that leaves the process: API bodies, SSE
+// event data and bus messages, and converts domain values to and from it.
+package wire
+
+import (
+	"time"
+
+	"github.com/bbsboard/bbs/pkg/topic"
+)
+
+// Topic is a topic as clients see it.
+type Topic struct {
+	ID        int64     `json:"id"`
+	Comment   string    `json:"comment"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// FromTopic converts a domain topic.
+func FromTopic(t topic.Topic) Topic {
+	return Topic{ID: t.ID, Comment: t.Comment, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+}
+
+// Domain converts back.
+func (t Topic) Domain() topic.Topic {
+	return topic.Topic{ID: t.ID, Comment: t.Comment, CreatedAt: t.CreatedAt.UTC(), UpdatedAt: t.UpdatedAt.UTC()}
+}
+
+// FromTopics converts a list, never returning nil (clients get [] not null).
+func FromTopics(ts []topic.Topic) []Topic {
+	out := make([]Topic, len(ts))
+	for i, t := range ts {
+		out[i] = FromTopic(t)
+	}
+	return out
+}
+
+// List is the body of GET /api/topics and the data of the SSE snapshot
+// event. Limit, on the snapshot, is the window the server keeps: a client
+// that applies topic.created keeps at most Limit topics, as the server does.
+type List struct {
+	Version int64   `json:"version"`
+	Topics  []Topic `json:"topics"`
+	Limit   int     `json:"limit,omitempty"`
+}
+
+// Event is the data of a topic.created, topic.updated or topic.deleted SSE
+// event: Topic for the first two, ID for the last.
+type Event struct {
+	Version int64  `json:"version"`
+	Topic   *Topic `json:"topic,omitempty"`
+	ID      int64  `json:"id,omitempty"`
+}
+
+// FromChange converts a change to its event data.
+func FromChange(c topic.Change) Event {
+	if c.Kind == topic.Deleted {
+		return Event{Version: c.Version, ID: c.ID}
+	}
+	t := FromTopic(c.Topic)
+	return Event{Version: c.Version, Topic: &t}
+}
+
+// Notice is a change as replicas tell each other on the bus.
+type Notice struct {
+	Version int64      `json:"v"`
+	Kind    topic.Kind `json:"k"`
+	ID      int64      `json:"id"`
+	Topic   *Topic     `json:"t,omitempty"`
+}
+
+// NoticeOf converts a committed change to its bus notice.
+func NoticeOf(c topic.Change) Notice {
+	n := Notice{Version: c.Version, Kind: c.Kind, ID: c.ID}
+	if c.Kind != topic.Deleted {
+		t := FromTopic(c.Topic)
+		n.Topic = &t
+	}
+	return n
+}
+
+// Change converts a notice back to the change it announces.
+func (n Notice) Change() topic.Change {
+	c := topic.Change{Version: n.Version, Kind: n.Kind, ID: n.ID}
+	if n.Topic != nil {
+		c.Topic = n.Topic.Domain()
+	}
+	return c
+}
+
+// Error is the body of every 4xx and 5xx answer.
+type Error struct {
+	Error ErrorBody `json:"error"`
+}
+
+// ErrorBody names the error for programs (Code) and for people (Message).
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// CommentBody is what POST and PATCH accept.
+type CommentBody struct {
+	Comment string `json:"comment"`
+}
+
+// Created is the answer to a create: the topic and, this once, its token.
+type Created struct {
+	Topic Topic  `json:"topic"`
+	Token string `json:"token"`
+}
+
+// One is the answer to an edit.
+type One struct {
+	Topic Topic `json:"topic"`
+}

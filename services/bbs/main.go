@@ -1,0 +1,47 @@
+// Command bbs is the bulletin board server. `bbs` serves, `bbs migrate`
+// applies the schema migrations and exits, `bbs healthcheck` probes a
+// running server (for container health checks without a shell).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bbs:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program; tests call it to start real servers.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, getenv, stdout)
+	case "migrate":
+		return migrate(ctx, getenv, stdout)
+	case "healthcheck":
+		return healthcheck(ctx, getenv)
+	case "version":
+		_, err := fmt.Fprintln(stdout, version)
+		return err
+	default:
+		return fmt.Errorf("unknown command %q (want serve, migrate, healthcheck or version)", cmd)
+	}
+}

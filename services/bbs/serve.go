@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/bbsboard/bbs/pkg/api"
+	"github.com/bbsboard/bbs/pkg/broker"
+	"github.com/bbsboard/bbs/pkg/cache"
+	"github.com/bbsboard/bbs/pkg/config"
+	"github.com/bbsboard/bbs/pkg/feed"
+	"github.com/bbsboard/bbs/pkg/metrics"
+	"github.com/bbsboard/bbs/pkg/sse"
+	"github.com/bbsboard/bbs/pkg/store"
+	"github.com/bbsboard/bbs/pkg/topic"
+	"github.com/redis/go-redis/v9"
+)
+
+// streamQueue is each stream's bounded queue of frames.
+const streamQueue = 64
+
+func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("replica", cfg.ReplicaID)
+	log.Info("starting", "version", version, "config", cfg)
+
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	m := metrics.New()
+	checks := map[string]api.Check{"database": st.Ping}
+	var (
+		bus feed.Bus   = broker.NewMemory()
+		shc feed.Cache = cache.NewMemory()
+		rdb redis.UniversalClient
+	)
+	if cfg.RedisURL != "" {
+		if rdb, err = newRedis(cfg.RedisURL); err != nil {
+			return err
+		}
+		defer rdb.Close()
+		bus = broker.NewRedis(rdb, cfg.RedisPrefix+":changes")
+		shc = cache.NewRedis(rdb, cfg.RedisPrefix+":snapshot")
+		checks["redis"] = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
+	}
+
+	hub := sse.NewHub(streamQueue)
+	fd := feed.New(feed.Config{
+		Limit:      cfg.SnapshotLimit,
+		Heartbeat:  cfg.Heartbeat,
+		CheckEvery: cfg.CheckEvery,
+	}, log.With("component", "feed"), st, bus, shc, hub, m)
+	srv := api.New(api.Config{
+		Replica:      cfg.ReplicaID,
+		Retry:        cfg.Retry,
+		DrainJitter:  cfg.DrainJitter,
+		WriteTimeout: 15 * time.Second,
+		MaxStreams:   cfg.MaxStreams,
+	}, log, st, fd, hub, topic.NewAuthorizer(cfg.AdminToken), m, checks)
+
+	feedCtx, stopFeed := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopFeed()
+	feedDone := make(chan struct{})
+	go func() { defer close(feedDone); fd.Run(feedCtx) }()
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second, // slowloris
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		// No ReadTimeout or WriteTimeout: they would cut long-lived SSE
+		// streams. Bodies are capped by the handlers; streams set a
+		// deadline per write.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- httpSrv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String())
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	// Drain: not-ready at once, streams told to come back (jittered) and
+	// closed, in-flight requests finished, all within SHUTDOWN_GRACE.
+	log.Info("draining", "grace", cfg.ShutdownGrace)
+	srv.Drain()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	err = httpSrv.Shutdown(shutdownCtx)
+	stopFeed()
+	<-feedDone
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// openStore opens the database. The embedded SQLite file is migrated on
+// the spot (one process owns it); a shared Postgres must have been
+// migrated by `bbs migrate` first, so replicas of different versions never
+// race to change the schema during a rolling update.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.Store, error) {
+	st, err := store.Open(ctx, cfg.DatabaseURL, log)
+	if err != nil {
+		return nil, err
+	}
+	if st.Dialect() == "sqlite" {
+		if _, err := st.Migrate(ctx); err != nil {
+			st.Close()
+			return nil, err
+		}
+		return st, nil
+	}
+	if err := st.CheckSchema(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// newRedis connects to REDIS_URL with short timeouts: a Redis outage must
+// cost a write milliseconds, not the default seconds.
+func newRedis(url string) (redis.UniversalClient, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	opt.DialTimeout = time.Second
+	opt.ReadTimeout = time.Second
+	opt.WriteTimeout = time.Second
+	opt.MaxRetries = 1
+	return redis.NewClient(opt), nil
+}
