@@ -1,0 +1,401 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bbsboard/bbs/pkg/sse"
+	"github.com/bbsboard/bbs/pkg/testenv"
+	"github.com/bbsboard/bbs/pkg/wire"
+)
+
+// env builds a getenv from a map, so replicas in one test process each
+// get their own environment.
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// replica is a whole server started through run, as main starts it.
+type replica struct {
+	t      *testing.T
+	id     string
+	URL    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// cluster is the shared configuration of a test's replicas: one Postgres
+// database, one Redis prefix.
+type cluster struct {
+	t    *testing.T
+	base map[string]string
+}
+
+// newCluster migrates a throwaway database and returns a cluster on it and
+// the shared Redis (redisURL "" means the shared test Redis).
+func newCluster(t *testing.T, redisURL string) *cluster {
+	t.Helper()
+	if redisURL == "" {
+		redisURL = testenv.RedisURL(t)
+	}
+	base := map[string]string{
+		"DATABASE_URL":   testenv.PostgresURL(t),
+		"REDIS_URL":      redisURL,
+		"REDIS_PREFIX":   testenv.RedisPrefix(t, redisURL),
+		"HTTP_ADDR":      "127.0.0.1:0",
+		"ADMIN_TOKEN":    "admin-secret",
+		"SHUTDOWN_GRACE": "5s",
+		"DRAIN_JITTER":   "200ms",
+	}
+	if err := run(context.Background(), []string{"migrate"}, env(base), io.Discard); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return &cluster{t: t, base: base}
+}
+
+// start runs one more replica with the cluster's settings plus extra.
+func (c *cluster) start(id string, extra map[string]string) *replica {
+	m := map[string]string{"REPLICA_ID": id}
+	for k, v := range c.base {
+		m[k] = v
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return startReplica(c.t, id, m)
+}
+
+// startReplica runs the server in-process and waits until it is ready.
+func startReplica(t *testing.T, id string, m map[string]string) *replica {
+	t.Helper()
+	if m["LOG_LEVEL"] == "" {
+		m["LOG_LEVEL"] = "info"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &replica{t: t, id: id, cancel: cancel, done: make(chan error, 1)}
+	pr, pw := io.Pipe()
+	addr := make(chan string, 1)
+	logged := make(chan struct{})
+	go func() {
+		defer close(logged)
+		// The replica logs JSON; "listening" carries the bound address.
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var line struct{ Msg, Addr, Level string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+				addr <- line.Addr
+			}
+			if testing.Verbose() || strings.Contains(sc.Text(), `"level":"ERROR"`) {
+				t.Logf("%s: %s", id, sc.Text())
+			}
+		}
+	}()
+	go func() {
+		err := run(ctx, nil, env(m), pw)
+		pw.Close()
+		<-logged // no t.Logf may happen after the test ends
+		r.done <- err
+	}()
+	select {
+	case a := <-addr:
+		r.URL = "http://" + a
+	case err := <-r.done:
+		t.Fatalf("replica %s exited at start: %v", id, err)
+	case <-time.After(15 * time.Second):
+		t.Fatalf("replica %s did not start listening", id)
+	}
+	t.Cleanup(r.stop)
+	r.waitReady()
+	return r
+}
+
+func (r *replica) waitReady() {
+	r.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(r.URL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.t.Fatalf("replica %s not ready", r.id)
+}
+
+// stop sends the equivalent of SIGTERM and waits for a clean exit.
+func (r *replica) stop() {
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	r.cancel = nil
+	select {
+	case err := <-r.done:
+		if err != nil {
+			r.t.Errorf("replica %s: %v", r.id, err)
+		}
+	case <-time.After(30 * time.Second):
+		r.t.Errorf("replica %s did not stop", r.id)
+	}
+}
+
+// do sends a request and decodes a JSON answer into out (if non-nil).
+func do(t testing.TB, method, url, token string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: %d %q: %v", method, url, resp.StatusCode, data, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (r *replica) create(t testing.TB, comment string) wire.Created {
+	t.Helper()
+	var out wire.Created
+	if code := do(t, "POST", r.URL+"/api/topics", "", wire.CommentBody{Comment: comment}, &out); code != http.StatusCreated {
+		t.Fatalf("create on %s: status %d", r.id, code)
+	}
+	return out
+}
+
+func (r *replica) list(t testing.TB) wire.List {
+	t.Helper()
+	var out wire.List
+	if code := do(t, "GET", r.URL+"/api/topics", "", nil, &out); code != http.StatusOK {
+		t.Fatalf("list on %s: status %d", r.id, code)
+	}
+	out.Limit = 0
+	return out
+}
+
+// view is an SSE client that applies the stream as a browser page does and
+// checks the contract as it goes: versions only ever go up by exactly one
+// between deltas, and a snapshot is never older than what it replaces.
+type view struct {
+	t    testing.TB
+	name string
+
+	mu       sync.Mutex
+	version  int64
+	topics   []wire.Topic
+	limit    int
+	lastID   string
+	versions []int64 // every version seen, in order
+	problems []string
+	changed  chan struct{}
+	cancel   context.CancelFunc
+	ended    chan struct{}
+}
+
+// watch opens a stream on url (with Last-Event-ID lastID when not "").
+func watch(t testing.TB, name, url, lastID string) *view {
+	t.Helper()
+	v := &view{t: t, name: name, changed: make(chan struct{}, 1), ended: make(chan struct{})}
+	v.connect(url, lastID)
+	t.Cleanup(v.close)
+	return v
+}
+
+func (v *view) connect(url, lastID string) {
+	v.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/api/topics/stream", nil)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		v.t.Fatalf("%s: stream: %v", v.name, err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		cancel()
+		v.t.Fatalf("%s: stream answered %d %q", v.name, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	v.mu.Lock()
+	v.cancel = cancel
+	v.ended = make(chan struct{})
+	ended := v.ended
+	v.mu.Unlock()
+	go func() {
+		defer close(ended)
+		defer resp.Body.Close()
+		rd := sse.NewReader(resp.Body)
+		for {
+			ev, err := rd.Next()
+			if err != nil {
+				return
+			}
+			v.apply(ev.Name, ev.Data, rd.LastID())
+		}
+	}()
+}
+
+func (v *view) apply(name, data, id string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	defer func() {
+		select {
+		case v.changed <- struct{}{}:
+		default:
+		}
+	}()
+	v.lastID = id
+	switch name {
+	case "snapshot":
+		var l wire.List
+		if err := json.Unmarshal([]byte(data), &l); err != nil {
+			v.problems = append(v.problems, "bad snapshot: "+err.Error())
+			return
+		}
+		if l.Version < v.version {
+			v.problems = append(v.problems, fmt.Sprintf("snapshot at %d replaced newer %d", l.Version, v.version))
+		}
+		v.version, v.topics, v.limit = l.Version, l.Topics, l.Limit
+		v.versions = append(v.versions, l.Version)
+	case "topic.created", "topic.updated", "topic.deleted":
+		var e wire.Event
+		if err := json.Unmarshal([]byte(data), &e); err != nil {
+			v.problems = append(v.problems, "bad event: "+err.Error())
+			return
+		}
+		if e.Version != v.version+1 {
+			v.problems = append(v.problems, fmt.Sprintf("%s at %d after %d: missing or out of order", name, e.Version, v.version))
+		}
+		v.version = e.Version
+		v.versions = append(v.versions, e.Version)
+		v.topics = applyEvent(v.topics, name, e, v.limit)
+	case "message":
+		// retry-only frames
+	default:
+		v.problems = append(v.problems, "unknown event "+name)
+	}
+}
+
+// applyEvent is the client's rule for a delta: the same one the page follows.
+func applyEvent(ts []wire.Topic, name string, e wire.Event, limit int) []wire.Topic {
+	out := make([]wire.Topic, 0, len(ts)+1)
+	switch name {
+	case "topic.created":
+		inserted := false
+		for _, t := range ts {
+			if !inserted && t.ID < e.Topic.ID {
+				out = append(out, *e.Topic)
+				inserted = true
+			}
+			if t.ID != e.Topic.ID {
+				out = append(out, t)
+			}
+		}
+		if !inserted {
+			out = append(out, *e.Topic)
+		}
+		if limit > 0 && len(out) > limit {
+			out = out[:limit]
+		}
+	case "topic.updated":
+		for _, t := range ts {
+			if t.ID == e.Topic.ID {
+				t = *e.Topic
+			}
+			out = append(out, t)
+		}
+	case "topic.deleted":
+		for _, t := range ts {
+			if t.ID != e.ID {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+// state returns what the client shows, in the shape of GET /api/topics.
+func (v *view) state() wire.List {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return wire.List{Version: v.version, Topics: append([]wire.Topic{}, v.topics...)}
+}
+
+// waitVersion waits until the client is at version at least want.
+func (v *view) waitVersion(want int64, within time.Duration) {
+	v.t.Helper()
+	deadline := time.After(within)
+	for {
+		v.mu.Lock()
+		have := v.version
+		v.mu.Unlock()
+		if have >= want {
+			return
+		}
+		select {
+		case <-v.changed:
+		case <-deadline:
+			v.t.Fatalf("%s: at version %d after %v, want %d", v.name, have, within, want)
+		}
+	}
+}
+
+func (v *view) check() {
+	v.t.Helper()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, p := range v.problems {
+		v.t.Errorf("%s: %s", v.name, p)
+	}
+}
+
+func (v *view) close() {
+	v.mu.Lock()
+	cancel, ended := v.cancel, v.ended
+	v.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-ended
+	}
+}
+
+// sameList fails unless two lists are equal, topic for topic.
+func sameList(t testing.TB, what string, got, want wire.List) {
+	t.Helper()
+	g, _ := json.Marshal(got)
+	w, _ := json.Marshal(want)
+	if !bytes.Equal(g, w) {
+		t.Errorf("%s:\n got  %s\n want %s", what, g, w)
+	}
+}
