@@ -1,0 +1,97 @@
+package feed_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/bbsboard/bbs/pkg/feed"
+	"github.com/bbsboard/bbs/pkg/testenv"
+	"github.com/bbsboard/bbs/pkg/topic"
+)
+
+// TestGapIsFetchedFromLog: a notice that arrives with a version the replica
+// has not reached means notices were lost. The replica holds it, waits
+// GapWait for the missing ones, then reads them from the change log and
+// applies everything in order.
+func TestGapIsFetchedFromLog(t *testing.T) {
+	s := newSetup(t, "")
+	r := s.start(t, feed.Config{GapWait: 50 * time.Millisecond})
+	sub, _, err := r.feed.Subscribe(context.Background(), 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// v1 commits but is never announced (a replica died between COMMIT
+	// and PUBLISH, say); v2 is announced.
+	silent := openStore(t, s.dbURL)
+	_, hash := topic.NewToken()
+	if _, _, err := silent.Create(context.Background(), "never announced", hash); err != nil {
+		t.Fatal(err)
+	}
+	other := s.start(t, feed.Config{})
+	waitFor(t, "other loaded v1", 5*time.Second, atVersion(other, 1))
+	other.write(t, "announced")
+
+	waitFor(t, "replica at v2", 5*time.Second, atVersion(r, 2))
+	for want := int64(1); want <= 2; want++ {
+		select {
+		case f := <-sub.Frames():
+			if f.Version != want {
+				t.Fatalf("frame for version %d, want %d", f.Version, want)
+			}
+		case <-time.After(time.Second):
+			t.Fatalf("no frame for version %d", want)
+		}
+	}
+	if n := testutilCount(r, "gap"); n < 1 {
+		t.Fatalf("resyncs{reason=gap} = %v, want >= 1", n)
+	}
+}
+
+// TestResubscribeResyncs: when the Redis connection drops, go-redis
+// resubscribes by itself and whatever was published meanwhile is lost.
+// The resubscribe itself must trigger a catch-up, long before any
+// periodic check (set to an hour here).
+func TestResubscribeResyncs(t *testing.T) {
+	rs := testenv.StartRedis(t)
+	s := newSetup(t, rs.URL())
+	r := s.start(t, feed.Config{})
+	writer := s.start(t, feed.Config{})
+	writer.write(t, "before")
+	waitFor(t, "replica at v1", 5*time.Second, atVersion(r, 1))
+
+	rs.Stop()
+	// Written while Redis is down: committed, applied by the writer itself,
+	// and its notice lost.
+	c := writer.write(t, "during the outage")
+	if v := writer.feed.Version(); v != c.Version {
+		t.Fatalf("writer at %d, want its own change %d at once", v, c.Version)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if v := r.feed.Version(); v != 1 {
+		t.Fatalf("replica at %d while Redis is down, want 1", v)
+	}
+	rs.Start()
+	waitFor(t, "replica caught up after Redis came back", 15*time.Second, atVersion(r, c.Version))
+	if n := testutilCount(r, "resubscribed"); n < 1 {
+		t.Fatalf("resyncs{reason=resubscribed} = %v, want >= 1", n)
+	}
+}
+
+// TestPeriodicCheckFindsLostNotice: a notice lost with no disconnect at
+// all (nothing to trigger a resubscribe, no later notice to show a gap)
+// is found by the periodic version check.
+func TestPeriodicCheckFindsLostNotice(t *testing.T) {
+	s := newSetup(t, "")
+	r := s.start(t, feed.Config{CheckEvery: 100 * time.Millisecond})
+	silent := openStore(t, s.dbURL)
+	_, hash := topic.NewToken()
+	if _, _, err := silent.Create(context.Background(), "lost notice", hash); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "replica found v1", 5*time.Second, atVersion(r, 1))
+	if n := testutilCount(r, "check"); n < 1 {
+		t.Fatalf("resyncs{reason=check} = %v, want >= 1", n)
+	}
+}
