@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -21,6 +22,7 @@ import (
 type Store struct {
 	db      *gorm.DB
 	dialect string // "postgres" or "sqlite"
+	queries atomic.Int64
 }
 
 // Open connects to databaseURL: a postgres:// URL, or "sqlite:PATH" (an
@@ -73,8 +75,35 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*Store, er
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	s.db = db
+	if err := s.countQueries(); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	return s, nil
 }
+
+// countQueries counts every statement GORM sends, so the cost of a write
+// (and the absence of reads on cached paths) can be measured, not assumed.
+func (s *Store) countQueries() error {
+	count := func(*gorm.DB) { s.queries.Add(1) }
+	cb := s.db.Callback()
+	for _, err := range []error{
+		cb.Create().Before("gorm:create").Register("bbs:count", count),
+		cb.Query().Before("gorm:query").Register("bbs:count", count),
+		cb.Update().Before("gorm:update").Register("bbs:count", count),
+		cb.Delete().Before("gorm:delete").Register("bbs:count", count),
+		cb.Row().Before("gorm:row").Register("bbs:count", count),
+		cb.Raw().Before("gorm:raw").Register("bbs:count", count),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Queries is the number of SQL statements sent so far (BEGIN and COMMIT
+// not included).
+func (s *Store) Queries() int64 { return s.queries.Load() }
 
 // Close releases the connections.
 func (s *Store) Close() error {

@@ -40,6 +40,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	defer st.Close()
 
 	m := metrics.New()
+	m.CounterFunc("bbs_db_queries_total", "SQL statements sent to the database.", func() float64 { return float64(st.Queries()) })
 	checks := map[string]api.Check{"database": st.Ping}
 	var (
 		bus feed.Bus   = broker.NewMemory()

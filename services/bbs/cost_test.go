@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// metric reads one sample from a replica's /metrics.
+func (r *replica) metric(t testing.TB, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(r.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("%s: no metric %s", r.id, name)
+	return 0
+}
+
+// TestReadsAndFanOutCostNoQueries: with the cache warm, GET /api/topics
+// and opening streams read nothing from the database, and a write costs
+// the other replicas no database query at all, however many streams they
+// hold: the notice carries the change.
+func TestReadsAndFanOutCostNoQueries(t *testing.T) {
+	c := newCluster(t, "")
+	quiet := map[string]string{"VERSION_CHECK": "1h"} // no periodic reads during the count
+	writer, r2, r3 := c.start("writer", quiet), c.start("r2", quiet), c.start("r3", quiet)
+	writer.create(t, "warm")
+	for _, r := range []*replica{r2, r3} {
+		for deadline := time.Now().Add(5 * time.Second); r.list(t).Version < 1 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	before := map[string]float64{}
+	for _, r := range []*replica{writer, r2, r3} {
+		before[r.id] = r.metric(t, "bbs_db_queries_total")
+	}
+	var views []*view
+	for i := 0; i < 20; i++ {
+		for _, r := range []*replica{writer, r2, r3} {
+			r.list(t)
+			if i < 5 {
+				views = append(views, watch(t, fmt.Sprintf("%s/%d", r.id, i), r.URL, ""))
+			}
+		}
+	}
+	for _, r := range []*replica{writer, r2, r3} {
+		if d := r.metric(t, "bbs_db_queries_total") - before[r.id]; d != 0 {
+			t.Errorf("%s: %v database queries for 20 reads and 5 streams, want 0", r.id, d)
+		}
+	}
+
+	const writes = 10
+	writerBefore := writer.metric(t, "bbs_db_queries_total")
+	for i := 0; i < writes; i++ {
+		writer.create(t, fmt.Sprintf("write %d", i))
+	}
+	for _, v := range views {
+		v.waitVersion(1+writes, 5*time.Second)
+		v.check()
+	}
+	for _, r := range []*replica{r2, r3} {
+		if d := r.metric(t, "bbs_db_queries_total") - before[r.id]; d != 0 {
+			t.Errorf("%s: %v database queries while %d writes fanned out, want 0", r.id, d, writes)
+		}
+	}
+	perWrite := (writer.metric(t, "bbs_db_queries_total") - writerBefore) / writes
+	t.Logf("writer: %.1f SQL statements per create", perWrite)
+	if perWrite != 3 {
+		t.Errorf("writer: %.1f statements per create, want 3 (insert, version, change log)", perWrite)
+	}
+	if hits := r2.metric(t, "bbs_cache_hits_total"); hits < 20 {
+		t.Errorf("r2: %v cache hits, want >= 20", hits)
+	}
+}
