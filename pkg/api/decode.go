@@ -8,6 +8,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -56,6 +58,9 @@ func decodeJSON(r *http.Request, w http.ResponseWriter, v any) error {
 
 // strictUnmarshal is the JSON half of decodeJSON, on its own for fuzzing.
 func strictUnmarshal(body []byte, v any) error {
+	if err := exactKeys(body, v); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -73,6 +78,29 @@ func strictUnmarshal(body []byte, v any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return &errBody{http.StatusBadRequest, "invalid_json", "unexpected data after the JSON object"}
+	}
+	return nil
+}
+
+// exactKeys refuses an object key that is not spelled exactly as one of
+// v's JSON field names: encoding/json would match "Comment" to "comment"
+// without a word, and strict means strict. Bodies that are not objects
+// are left for Decode to refuse with its own message.
+func exactKeys(body []byte, v any) error {
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(body, &keys) != nil {
+		return nil
+	}
+	names := map[string]bool{}
+	t := reflect.TypeOf(v).Elem()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		names[name] = true
+	}
+	for k := range keys {
+		if !names[k] {
+			return &errBody{http.StatusBadRequest, "invalid_json", fmt.Sprintf("unknown field %q", k)}
+		}
 	}
 	return nil
 }

@@ -61,6 +61,9 @@ func (s *Server) Handler() http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	// gin's own redirect would answer before the middleware, without
+	// X-Replica and in HTML; an unknown path gets the JSON 404 instead.
+	r.RedirectTrailingSlash = false
 	r.Use(s.common, s.recover)
 	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such route") })
 	r.NoMethod(func(c *gin.Context) {
@@ -71,6 +74,10 @@ func (s *Server) Handler() http.Handler {
 	r.GET("/static/*file", s.static)
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
+	// Load balancers' health checks may use HEAD.
+	r.HEAD("/", s.page)
+	r.HEAD("/healthz", s.healthz)
+	r.HEAD("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(s.m.Handler()))
 	api := r.Group("/api/topics")
 	api.GET("", s.list)

@@ -100,6 +100,10 @@ func (s *Server) delete(c *gin.Context) {
 	}
 	token := bearer(c.Request)
 	purge := c.Query("purge") == "true"
+	if token == "" {
+		s.failErr(c, topic.ErrUnauthorized)
+		return
+	}
 	if purge && !s.auth.IsAdmin(token) {
 		s.failErr(c, topic.ErrForbidden)
 		return

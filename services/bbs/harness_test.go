@@ -210,16 +210,17 @@ type view struct {
 	t    testing.TB
 	name string
 
-	mu       sync.Mutex
-	version  int64
-	topics   []wire.Topic
-	limit    int
-	lastID   string
-	versions []int64 // every version seen, in order
-	problems []string
-	changed  chan struct{}
-	cancel   context.CancelFunc
-	ended    chan struct{}
+	mu        sync.Mutex
+	version   int64
+	topics    []wire.Topic
+	limit     int
+	lastID    string
+	versions  []int64 // every version seen, in order
+	retrySeen []int64 // every retry: value, in order
+	problems  []string
+	changed   chan struct{}
+	cancel    context.CancelFunc
+	ended     chan struct{}
 }
 
 // watch opens a stream on url (with Last-Event-ID lastID when not "").
@@ -260,6 +261,11 @@ func (v *view) connect(url, lastID string) {
 			ev, err := rd.Next()
 			if err != nil {
 				return
+			}
+			if ev.Retry >= 0 {
+				v.mu.Lock()
+				v.retrySeen = append(v.retrySeen, ev.Retry)
+				v.mu.Unlock()
 			}
 			v.apply(ev.Name, ev.Data, rd.LastID())
 		}

@@ -230,10 +230,9 @@ func TestBadInput(t *testing.T) {
 		{name: "single quotes", method: "POST", url: topics, contentType: js, body: []byte(`{'comment':'a'}`), status: 400, code: "invalid_json"},
 		{name: "byte order mark", method: "POST", url: topics, contentType: js, body: append([]byte("\xef\xbb\xbf"), jsonBody("bom")...), status: 400, code: "invalid_json"},
 		{name: "deep nesting", method: "POST", url: topics, contentType: js, body: deep, status: 400, code: "invalid_json"},
-		// NOTE (current behaviour, see report): encoding/json matches field
-		// names case-insensitively, so "Comment" is taken as "comment"
-		// rather than refused as an unknown field.
-		{name: "field name in another case", method: "POST", url: topics, contentType: js, body: []byte(`{"Comment":"case folded"}`), status: 201, comment: str("case folded")},
+		// encoding/json matches field names case-insensitively; the API
+		// refuses any key not spelled exactly.
+		{name: "field name in another case", method: "POST", url: topics, contentType: js, body: []byte(`{"Comment":"case folded"}`), status: 400, code: "invalid_json"},
 
 		// UTF-8: the raw body must be valid; encoding/json would otherwise
 		// quietly store U+FFFD.
@@ -391,6 +390,12 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("after this request /healthz answers %d", h.status)
 			}
 		})
+	}
+
+	// gin's trailing-slash redirect would answer before the middleware,
+	// without X-Replica; every response must carry it.
+	if a := sendRaw(t, rawRequest{method: "GET", url: topics + "/"}); a.header.Get("X-Replica") == "" || a.status != 404 {
+		t.Errorf("GET /api/topics/ answered %d, X-Replica %q; want 404 with X-Replica", a.status, a.header.Get("X-Replica"))
 	}
 
 	// Nothing half-written: the database's version moved exactly once per
@@ -627,12 +632,8 @@ func TestAuthorization(t *testing.T) {
 		// Purging is the operator's: not even the author may.
 		refused(t, del(urlA+"?purge=true", "Bearer "+a.Token), 403, "forbidden")
 		refused(t, del(urlB+"?purge=true", "Bearer "+b.Token), 403, "forbidden")
-		// BUG: DELETE ?purge=true with no Authorization at all answers 403
-		// forbidden (api.delete checks IsAdmin before anything else), while
-		// DESIGN.md says "No token → 401"; expected 401 unauthorized with
-		// a WWW-Authenticate challenge, as the same request without
-		// ?purge=true gets.
-		// refused(t, del(urlA+"?purge=true", ""), 401, "unauthorized")
+		// No token at all is 401, purge or not.
+		refused(t, del(urlA+"?purge=true", ""), 401, "unauthorized")
 		deleted(t, del(urlA, "Bearer "+a.Token))
 		// Soft-deleted: gone for everyone but the purge.
 		refused(t, del(urlA, "Bearer "+a.Token), 404, "not_found")
