@@ -28,10 +28,11 @@ func (f *Feed) offerLocked(c topic.Change) {
 		return
 	}
 	if c.Version > f.version+1 {
-		f.pending[c.Version] = c
-		if f.gapTimer == nil {
-			f.gapTimer = time.AfterFunc(f.cfg.GapWait, func() { f.requestSync("gap") })
+		if len(f.pending) < f.cfg.Backlog {
+			// Beyond that many, the catch-up reads them from the log anyway.
+			f.pending[c.Version] = c
 		}
+		f.armGapLocked()
 		return
 	}
 	f.applyLocked(c)
@@ -46,6 +47,30 @@ func (f *Feed) offerLocked(c topic.Change) {
 	if len(f.pending) == 0 && f.gapTimer != nil {
 		f.gapTimer.Stop()
 		f.gapTimer = nil
+	}
+}
+
+// armGapLocked starts the wait for missing versions, unless one is running.
+func (f *Feed) armGapLocked() {
+	if f.gapTimer == nil {
+		f.gapTimer = time.AfterFunc(f.cfg.GapWait, func() { f.requestSync("gap") })
+	}
+}
+
+// settleGapLocked runs after a catch-up: whatever is still pending (the
+// log could not be read, say) gets a fresh wait and another catch-up.
+func (f *Feed) settleGapLocked() {
+	if f.gapTimer != nil {
+		f.gapTimer.Stop()
+		f.gapTimer = nil
+	}
+	for v := range f.pending {
+		if v <= f.version {
+			delete(f.pending, v)
+		}
+	}
+	if len(f.pending) > 0 {
+		f.armGapLocked()
 	}
 }
 

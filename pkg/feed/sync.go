@@ -138,6 +138,11 @@ func (f *Feed) sync(ctx context.Context, reason string) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	defer func() {
+		f.mu.Lock()
+		f.settleGapLocked()
+		f.mu.Unlock()
+	}()
 	from := f.Version()
 	changes, err := f.db.ChangesSince(ctx, from, catchUpMax)
 	if err != nil {
