@@ -12,16 +12,25 @@ import (
 type Redis struct {
 	rdb     redis.UniversalClient
 	channel string
+	sharded bool
 }
 
-// NewRedis returns a bus on channel.
-func NewRedis(rdb redis.UniversalClient, channel string) *Redis {
-	return &Redis{rdb: rdb, channel: channel}
+// NewRedis returns a bus on channel. sharded selects SPUBLISH/SSUBSCRIBE,
+// which a Redis Cluster needs: the channel then lives on the one node that
+// owns its slot, instead of every message crossing the whole cluster bus.
+func NewRedis(rdb redis.UniversalClient, channel string, sharded bool) *Redis {
+	return &Redis{rdb: rdb, channel: channel, sharded: sharded}
 }
 
 // Publish sends msg to every replica subscribed right now.
 func (r *Redis) Publish(ctx context.Context, msg []byte) error {
-	if err := r.rdb.Publish(ctx, r.channel, msg).Err(); err != nil {
+	var err error
+	if r.sharded {
+		err = r.rdb.SPublish(ctx, r.channel, msg).Err()
+	} else {
+		err = r.rdb.Publish(ctx, r.channel, msg).Err()
+	}
+	if err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
 	return nil
@@ -33,7 +42,12 @@ func (r *Redis) Publish(ctx context.Context, msg []byte) error {
 // (re)subscribed, and resubscribed is called then so the caller can fetch
 // what it missed.
 func (r *Redis) Subscribe(ctx context.Context, handle func([]byte), resubscribed func()) error {
-	ps := r.rdb.Subscribe(ctx, r.channel)
+	var ps *redis.PubSub
+	if r.sharded {
+		ps = r.rdb.SSubscribe(ctx, r.channel)
+	} else {
+		ps = r.rdb.Subscribe(ctx, r.channel)
+	}
 	defer ps.Close()
 	ch := ps.ChannelWithSubscriptions(
 		redis.WithChannelSize(4096),
@@ -49,7 +63,7 @@ func (r *Redis) Subscribe(ctx context.Context, handle func([]byte), resubscribed
 			}
 			switch m := m.(type) {
 			case *redis.Subscription:
-				if m.Kind == "subscribe" {
+				if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
 					resubscribed()
 				}
 			case *redis.Message:

@@ -15,6 +15,7 @@ type RedisServer struct {
 	t    testing.TB
 	Port int
 	dir  string
+	args []string // extra redis-server flags
 	cmd  *exec.Cmd
 }
 
@@ -36,8 +37,9 @@ func (r *RedisServer) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0"
 // Start (re)starts the server on its port and waits until it accepts.
 func (r *RedisServer) Start() {
 	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir)
+	args := append([]string{"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir}, r.args...)
+	r.cmd = exec.Command("redis-server", args...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("testenv: start redis-server: %v", err)
 	}

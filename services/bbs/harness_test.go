@@ -55,6 +55,9 @@ func newCluster(t *testing.T, redisURL string) *cluster {
 		"ADMIN_TOKEN":    "admin-secret",
 		"SHUTDOWN_GRACE": "5s",
 		"DRAIN_JITTER":   "200ms",
+		// Tests write far faster than a person; the limiter has its own tests.
+		"WRITE_RATE":  "100000",
+		"WRITE_BURST": "100000",
 	}
 	if err := run(context.Background(), []string{"migrate"}, env(base), io.Discard); err != nil {
 		t.Fatalf("migrate: %v", err)

@@ -1,0 +1,71 @@
+// Package redisclient provides the Redis client named by REDIS_URL: one
+// server, a Sentinel-managed failover set, or a Redis Cluster, all behind
+// go-redis's UniversalClient.
+package redisclient
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Client is a connected client and what kind of deployment it talks to.
+type Client struct {
+	redis.UniversalClient
+	// Cluster is true on a Redis Cluster, where pub/sub must be sharded
+	// (SPUBLISH/SSUBSCRIBE): plain PUBLISH is broadcast over the cluster bus
+	// to every node, and its reply counts only the local node's receivers.
+	Cluster bool
+}
+
+// Short timeouts: a Redis outage must cost a write milliseconds, not the
+// library's default seconds, and pub/sub loss is repaired by versions.
+const (
+	dialTimeout = time.Second
+	ioTimeout   = time.Second
+)
+
+// New parses url and returns a client (it connects lazily):
+//
+//	redis://[user:pass@]host:port/db            one server (rediss:// for TLS)
+//	redis+sentinel://host:port?master_name=m&addr=host2:port   Sentinel
+//	redis+cluster://host:port?addr=host2:port&addr=host3:port  Cluster
+//
+// Query parameters are go-redis's own (dial_timeout, pool_size, ...).
+func New(url string) (*Client, error) {
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		return nil, fmt.Errorf("REDIS_URL %q: want redis://, redis+sentinel:// or redis+cluster://", scheme)
+	}
+	tls := strings.HasPrefix(scheme, "rediss")
+	base := "redis://"
+	if tls {
+		base = "rediss://"
+	}
+	switch strings.TrimPrefix(strings.TrimPrefix(scheme, "rediss"), "redis") {
+	case "":
+		opt, err := redis.ParseURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.MaxRetries = dialTimeout, ioTimeout, ioTimeout, 1
+		return &Client{UniversalClient: redis.NewClient(opt)}, nil
+	case "+sentinel":
+		opt, err := redis.ParseFailoverURL(base + rest)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL (sentinel): %w", err)
+		}
+		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.MaxRetries = dialTimeout, ioTimeout, ioTimeout, 1
+		return &Client{UniversalClient: redis.NewFailoverClient(opt)}, nil
+	case "+cluster":
+		opt, err := redis.ParseClusterURL(base + rest)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL (cluster): %w", err)
+		}
+		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.MaxRetries = dialTimeout, ioTimeout, ioTimeout, 1
+		return &Client{UniversalClient: redis.NewClusterClient(opt), Cluster: true}, nil
+	}
+	return nil, fmt.Errorf("REDIS_URL scheme %q: want redis, rediss, redis+sentinel or redis+cluster", scheme)
+}
