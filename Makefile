@@ -6,7 +6,8 @@ BIN      := $(CURDIR)/bin
 STATICCHECK_VERSION := v0.8.2
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test lint fmt vet staticcheck migrate clean
+LB_PORT  ?= 8080
+.PHONY: help run build test e2e lint fmt vet staticcheck migrate clean cluster cluster-down nginx-conf
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -17,8 +18,20 @@ run: build ## one replica on http://localhost:8080: embedded SQLite (bbs.db), in
 build: ## build bin/bbs (static, version stamped)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/bbs ./services/bbs
 
-test: ## every test of every module, with -race, against real Postgres and Redis
-	$(GO) test -race -count=1 -timeout 15m work
+test: ## every test of every module but the browser's, with -race, against real Postgres and Redis
+	$(GO) test -race -count=1 -timeout 20m $$($(GO) list work | grep -v /services/e2e)
+
+e2e: ## the page in headless Chromium against real replicas behind a load balancer; screenshots in screenshots/
+	$(GO) test -count=1 -timeout 5m ./services/e2e/...
+
+cluster: build ## the compose stack without Docker: Postgres, Redis, 3 replicas on :18081-18083, nginx on 127.0.0.1:8080 (LB_PORT)
+	BBS_BIN=$(BIN)/bbs LB_PORT=$(LB_PORT) bash services/lb/cluster.sh up
+
+cluster-down: ## stop everything make cluster started
+	bash services/lb/cluster.sh down
+
+nginx-conf: ## regenerate services/lb/nginx.conf (compose) from services/lb/nginx.conf.tmpl
+	bash services/lb/render.sh compose > services/lb/nginx.conf
 
 lint: fmt vet staticcheck ## gofmt, go vet and staticcheck
 
@@ -31,6 +44,8 @@ vet: ## go vet over the workspace
 staticcheck: $(BIN)/staticcheck ## staticcheck over every module
 	cd pkg && $(BIN)/staticcheck ./...
 	cd services/bbs && $(BIN)/staticcheck ./...
+	cd services/deploytest && $(BIN)/staticcheck ./...
+	cd services/e2e && $(BIN)/staticcheck ./...
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -36,6 +37,11 @@ func (s *Server) failErr(c *gin.Context, err error) {
 	case errors.Is(err, feed.ErrNotReady), errors.Is(err, sse.ErrClosed):
 		c.Header("Retry-After", "1")
 		fail(c, http.StatusServiceUnavailable, "not_ready", "this replica is starting or shutting down; try again")
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads the answer, and it is no
+		// server error.
+		s.log.Debug("request canceled by client", "route", c.FullPath())
+		c.AbortWithStatus(499)
 	default:
 		s.log.Error("request failed", "route", c.FullPath(), "err", err)
 		fail(c, http.StatusInternalServerError, "internal", "internal error")

@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,10 @@ type Config struct {
 	DrainJitter  time.Duration // window over which draining streams are told to come back
 	WriteTimeout time.Duration // per write on a stream: a stalled client is cut off after it
 	MaxStreams   int           // per replica; 0: unlimited
+
+	MaxStreamsPerClient int            // per client address on this replica; 0: unlimited
+	TrustedProxies      []netip.Prefix // peers whose X-Forwarded-For names the client
+	WriteLimiter        Limiter        // writes per client address; nil: unlimited
 }
 
 // Check is a readiness probe of a shared dependency.
@@ -42,6 +47,7 @@ type Server struct {
 	checks map[string]Check
 
 	draining atomic.Bool
+	streams  clientStreams // open streams per client address
 }
 
 // New returns a server; Handler serves it.
@@ -81,10 +87,10 @@ func (s *Server) Handler() http.Handler {
 	r.GET("/metrics", gin.WrapH(s.m.Handler()))
 	api := r.Group("/api/topics")
 	api.GET("", s.list)
-	api.POST("", s.create)
+	api.POST("", s.limitWrites, s.create)
 	api.GET("/stream", s.stream)
-	api.PATCH("/:id", s.update)
-	api.DELETE("/:id", s.delete)
+	api.PATCH("/:id", s.limitWrites, s.update)
+	api.DELETE("/:id", s.limitWrites, s.delete)
 	return r
 }
 

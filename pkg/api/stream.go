@@ -28,6 +28,16 @@ func (s *Server) stream(c *gin.Context) {
 		fail(c, http.StatusServiceUnavailable, "too_many_streams", "this replica holds as many streams as it may; retry")
 		return
 	}
+	if s.cfg.MaxStreamsPerClient > 0 {
+		key := clientKey(clientIP(c.Request, s.cfg.TrustedProxies))
+		if !s.streams.acquire(key, s.cfg.MaxStreamsPerClient) {
+			s.m.StreamsRejected.WithLabelValues("client_full").Inc()
+			c.Header("Retry-After", "5")
+			fail(c, http.StatusTooManyRequests, "too_many_streams", "this address holds as many streams as it may; close one and retry")
+			return
+		}
+		defer s.streams.release(key)
+	}
 	lastID, resume := lastEventID(c.Request)
 	ctx := c.Request.Context()
 	sub, frames, err := s.feed.Subscribe(ctx, lastID, resume)
@@ -76,7 +86,6 @@ func (s *Server) stream(c *gin.Context) {
 			// This client fell a whole queue behind. Start it again from the
 			// last version it was sent: exactly the missed events while the
 			// backlog still holds them, else a snapshot.
-			s.m.Overflows.Inc()
 			s.hub.Unsubscribe(sub)
 			if sub, frames, err = s.feed.Subscribe(ctx, out.last, true); err != nil {
 				return

@@ -85,6 +85,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("heartbeat", c.Heartbeat),
 		slog.Duration("shutdown_grace", c.ShutdownGrace),
 		slog.Int("write_rate_per_min", c.WriteRate),
+		slog.Int("write_burst", c.WriteBurst),
 		slog.Int("max_streams", c.MaxStreams),
 		slog.Int("max_streams_per_client", c.MaxStreamsPerIP),
 		slog.Int("trusted_proxies", len(c.TrustedProxies)),

@@ -17,6 +17,13 @@ import (
 func (f *Feed) Publish(changes []topic.Change) {
 	for _, c := range changes {
 		f.offer(c)
+		if f.Version() < c.Version {
+			// Our own change waits behind versions we have not seen. They
+			// committed before ours, so the log has them now: fetch them at
+			// once rather than after the gap wait, so the writer's streams
+			// show the write it just acknowledged.
+			f.requestSync("own write")
+		}
 		select {
 		case f.pubQ <- c:
 		default:

@@ -22,7 +22,6 @@ type Metrics struct {
 	EventsApplied    prometheus.Counter
 	EventsDelivered  prometheus.Counter
 	Resyncs          *prometheus.CounterVec
-	Overflows        prometheus.Counter
 	CacheHits        prometheus.Counter
 	CacheMisses      prometheus.Counter
 	CacheErrors      prometheus.Counter
@@ -45,7 +44,6 @@ func New() *Metrics {
 		EventsApplied:    prometheus.NewCounter(prometheus.CounterOpts{Name: "bbs_events_applied_total", Help: "Changes applied to this replica's topic list."}),
 		EventsDelivered:  prometheus.NewCounter(prometheus.CounterOpts{Name: "bbs_events_delivered_total", Help: "Event frames written to SSE streams."}),
 		Resyncs:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bbs_resyncs_total", Help: "Times this replica caught up with the change log or reloaded its list, by reason."}, []string{"reason"}),
-		Overflows:        prometheus.NewCounter(prometheus.CounterOpts{Name: "bbs_stream_overflows_total", Help: "Streams whose bounded queue overflowed and were resynced."}),
 		CacheHits:        prometheus.NewCounter(prometheus.CounterOpts{Name: "bbs_cache_hits_total", Help: "Topic list reads served from the cache."}),
 		CacheMisses:      prometheus.NewCounter(prometheus.CounterOpts{Name: "bbs_cache_misses_total", Help: "Topic list reads that went to the database."}),
 		CacheErrors:      prometheus.NewCounter(prometheus.CounterOpts{Name: "bbs_cache_errors_total", Help: "Failed reads or writes of the shared cache."}),
@@ -61,7 +59,6 @@ func New() *Metrics {
 	f(m.EventsApplied)
 	f(m.EventsDelivered)
 	f(m.Resyncs)
-	f(m.Overflows)
 	f(m.CacheHits)
 	f(m.CacheMisses)
 	f(m.CacheErrors)

@@ -39,6 +39,8 @@ func (s *Store) Page(ctx context.Context, before int64, limit int) (topic.Page, 
 // Versions commit in order (see recordChange), so the result has no holes;
 // it starts later than version+1 only when the log was pruned past it.
 func (s *Store) ChangesSince(ctx context.Context, version int64, max int) ([]topic.Change, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	var rows []changeRow
 	err := s.db.WithContext(ctx).Where("version > ?", version).Order("version").Limit(max).Find(&rows).Error
 	if err != nil {
@@ -53,6 +55,8 @@ func (s *Store) ChangesSince(ctx context.Context, version int64, max int) ([]top
 
 // Version returns the latest committed version.
 func (s *Store) Version(ctx context.Context) (int64, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	var v int64
 	err := s.db.WithContext(ctx).Raw("SELECT v FROM bbs_version WHERE id = 1").Scan(&v).Error
 	return v, classify("read version", err)
@@ -66,6 +70,8 @@ func (s *Store) Prune(ctx context.Context, keep int64, maxAge time.Duration) (in
 	if err != nil {
 		return 0, err
 	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	res := s.db.WithContext(ctx).Where("version <= ? OR committed_at < ?", v-keep, time.Now().UTC().Add(-maxAge)).Delete(&changeRow{})
 	return res.RowsAffected, classify("prune change log", res.Error)
 }
@@ -77,5 +83,7 @@ func (s *Store) readTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	if s.dialect == "postgres" {
 		opts = append(opts, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	return s.db.WithContext(ctx).Transaction(fn, opts...)
 }

@@ -18,6 +18,17 @@ import (
 	"gorm.io/gorm/logger"
 )
 
+// queryTimeout bounds every call to the database. A database that stops
+// answering (a partition, a hung server) must turn into a quick 503 and a
+// retried catch-up, not a request or a feed loop that waits forever: pgx
+// has no timeout of its own.
+const queryTimeout = 3 * time.Second
+
+// bounded gives ctx the query timeout.
+func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, queryTimeout)
+}
+
 // Store reads and writes topics.
 type Store struct {
 	db      *gorm.DB
@@ -120,6 +131,8 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	if err := sqlDB.PingContext(ctx); err != nil {
 		return classify("ping", err)
 	}

@@ -72,6 +72,8 @@ func lockTopic(tx *gorm.DB, id int64, row *topicRow) error {
 // write may have landed unannounced; every replica's periodic version check
 // finds it in the change log.
 func (s *Store) write(ctx context.Context, op string, fn func(tx *gorm.DB) error) ([]topic.Change, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	ctx, ob := withOutbox(ctx)
 	if err := s.db.WithContext(ctx).Transaction(fn); err != nil {
 		return nil, classify(op, err)

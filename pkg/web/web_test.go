@@ -3,6 +3,7 @@ package web
 import (
 	"io/fs"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -64,13 +65,13 @@ func TestIndexReferencesAssets(t *testing.T) {
 // The browser tests drive the page through these ids.
 func TestIndexHasStableIDs(t *testing.T) {
 	html := readAsset(t, "index.html")
-	for _, id := range []string{"post-form", "comment", "post-button", "post-error", "counter", "status", "topics"} {
+	for _, id := range []string{"post-form", "comment", "post-button", "post-error", "counter", "status", "topics", "lang", "announcer"} {
 		if !strings.Contains(html, `id="`+id+`"`) {
 			t.Errorf("index.html lacks id=%q", id)
 		}
 	}
 	js := readAsset(t, "app.js")
-	for _, class := range []string{"'topic'", "'comment'", " edit'", " delete'", "'edit-text'", " save'", " cancel'"} {
+	for _, class := range []string{"'topic'", "'comment'", " edit'", " delete'", "'edit-text'", " save'", " cancel'", " confirm-delete'", " keep'"} {
 		if !strings.Contains(js, class) {
 			t.Errorf("app.js lacks class name %s", class)
 		}
@@ -152,5 +153,103 @@ func TestScriptAvoidsHTMLInjection(t *testing.T) {
 	}
 	if !strings.Contains(js, "textContent") {
 		t.Error("app.js never uses textContent")
+	}
+}
+
+var (
+	// The dictionaries in app.js: `    en: {` ... `    },`, one entry per
+	// line, `      key: 'text',`.
+	messagesRE = regexp.MustCompile(`(?ms)^    (\w+): \{\n(.*?)^    \},`)
+	entryRE    = regexp.MustCompile(`^\s+(\w+): '((?:[^'\\]|\\.)*)',$`)
+	paramRE    = regexp.MustCompile(`\{\w+\}`)
+	// Keys the script asks for: t('key'...) and the key tables.
+	usedKeyRE  = regexp.MustCompile(`\bt\(\s*'(\w+)'|: '((?:err|status)[A-Z]\w*)'|'(hint(?:Ctrl|Meta))'`)
+	i18nAttrRE = regexp.MustCompile(`data-i18n(?:-placeholder|-aria-label)?="(\w+)"`)
+)
+
+// messages parses the dictionaries of app.js: language -> key -> text.
+func messages(t *testing.T) map[string]map[string]string {
+	t.Helper()
+	js := readAsset(t, "app.js")
+	start := strings.Index(js, "const MESSAGES = {")
+	end := strings.Index(js, "const LANGUAGES")
+	if start < 0 || end < start {
+		t.Fatal("app.js: no MESSAGES dictionary")
+	}
+	out := map[string]map[string]string{}
+	for _, m := range messagesRE.FindAllStringSubmatch(js[start:end], -1) {
+		dict := map[string]string{}
+		for _, line := range strings.Split(strings.TrimRight(m[2], "\n"), "\n") {
+			if trimmed := strings.TrimSpace(line); trimmed == "" || strings.HasPrefix(trimmed, "//") {
+				continue
+			}
+			e := entryRE.FindStringSubmatch(line)
+			if e == nil {
+				t.Fatalf("app.js: %s: unreadable entry %q (one `key: 'text',` per line)", m[1], line)
+			}
+			if _, dup := dict[e[1]]; dup {
+				t.Errorf("app.js: %s: %s given twice", m[1], e[1])
+			}
+			dict[e[1]] = e[2]
+		}
+		out[m[1]] = dict
+	}
+	return out
+}
+
+// Every language has every text, with the same {placeholders}, and each
+// is really translated.
+func TestMessagesComplete(t *testing.T) {
+	all := messages(t)
+	en := all["en"]
+	if len(en) == 0 || len(all["ja"]) == 0 {
+		t.Fatalf("app.js: want English and Japanese texts, have %v", len(all))
+	}
+	for lang, dict := range all {
+		for key, text := range en {
+			other, ok := dict[key]
+			switch {
+			case !ok:
+				t.Errorf("%s lacks %s (en: %q)", lang, key, text)
+			case strings.TrimSpace(other) == "":
+				t.Errorf("%s: %s is empty", lang, key)
+			case lang != "en" && other == text:
+				t.Errorf("%s: %s is not translated: %q", lang, key, other)
+			}
+			want, got := paramRE.FindAllString(text, -1), paramRE.FindAllString(other, -1)
+			slices.Sort(want)
+			slices.Sort(got)
+			if ok && !slices.Equal(want, got) {
+				t.Errorf("%s: %s has placeholders %v, en has %v", lang, key, got, want)
+			}
+		}
+		for key := range dict {
+			if _, ok := en[key]; !ok {
+				t.Errorf("%s has %s, which en lacks", lang, key)
+			}
+		}
+	}
+}
+
+// Every text the page asks for exists.
+func TestMessagesUsedExist(t *testing.T) {
+	en := messages(t)["en"]
+	js := readAsset(t, "app.js")
+	used := 0
+	for _, m := range usedKeyRE.FindAllStringSubmatch(js, -1) {
+		key := m[1] + m[2] + m[3]
+		used++
+		if _, ok := en[key]; !ok {
+			t.Errorf("app.js uses text %q, which MESSAGES lacks", key)
+		}
+	}
+	for _, m := range i18nAttrRE.FindAllStringSubmatch(readAsset(t, "index.html"), -1) {
+		used++
+		if _, ok := en[m[1]]; !ok {
+			t.Errorf("index.html uses text %q, which MESSAGES lacks", m[1])
+		}
+	}
+	if used < len(en)/2 {
+		t.Errorf("found only %d uses of %d texts: has the way texts are looked up changed?", used, len(en))
 	}
 }

@@ -15,7 +15,9 @@ import (
 	"github.com/bbsboard/bbs/pkg/cache"
 	"github.com/bbsboard/bbs/pkg/config"
 	"github.com/bbsboard/bbs/pkg/feed"
+	"github.com/bbsboard/bbs/pkg/limit"
 	"github.com/bbsboard/bbs/pkg/metrics"
+	"github.com/bbsboard/bbs/pkg/redisclient"
 	"github.com/bbsboard/bbs/pkg/sse"
 	"github.com/bbsboard/bbs/pkg/store"
 	"github.com/bbsboard/bbs/pkg/topic"
@@ -48,16 +50,22 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		rdb redis.UniversalClient
 	)
 	if cfg.RedisURL != "" {
-		if rdb, err = newRedis(cfg.RedisURL); err != nil {
+		client, err := redisclient.New(cfg.RedisURL)
+		if err != nil {
 			return err
 		}
+		rdb = client
 		defer rdb.Close()
-		bus = broker.NewRedis(rdb, cfg.RedisPrefix+":changes")
+		bus = broker.NewRedis(rdb, cfg.RedisPrefix+":changes", client.Cluster)
 		shc = cache.NewRedis(rdb, cfg.RedisPrefix+":snapshot")
 		checks["redis"] = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
 	}
 
+	writeLimiter := newWriteLimiter(cfg, rdb)
 	hub := sse.NewHub(streamQueue)
+	// Counted by the hub, where a queue overflows, so a stream that is
+	// stuck in a write (and never gets to notice) is counted too.
+	m.CounterFunc("bbs_stream_overflows_total", "Streams whose bounded queue overflowed (resynced or cut off).", func() float64 { return float64(hub.Overflows()) })
 	fd := feed.New(feed.Config{
 		Limit:      cfg.SnapshotLimit,
 		Heartbeat:  cfg.Heartbeat,
@@ -69,6 +77,10 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		DrainJitter:  cfg.DrainJitter,
 		WriteTimeout: 15 * time.Second,
 		MaxStreams:   cfg.MaxStreams,
+
+		MaxStreamsPerClient: cfg.MaxStreamsPerIP,
+		TrustedProxies:      cfg.TrustedProxies,
+		WriteLimiter:        writeLimiter,
 	}, log, st, fd, hub, topic.NewAuthorizer(cfg.AdminToken), m, checks)
 
 	feedCtx, stopFeed := context.WithCancel(context.WithoutCancel(ctx))
@@ -139,16 +151,17 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store
 	return st, nil
 }
 
-// newRedis connects to REDIS_URL with short timeouts: a Redis outage must
-// cost a write milliseconds, not the default seconds.
-func newRedis(url string) (redis.UniversalClient, error) {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
+// newWriteLimiter returns the write rate limiter: one budget per client
+// for the whole cluster when there is Redis, else one in this process
+// (there is only one replica then), and none with WRITE_RATE=0.
+func newWriteLimiter(cfg config.Config, rdb redis.UniversalClient) api.Limiter {
+	r := limit.Rate{PerMinute: cfg.WriteRate, Burst: cfg.WriteBurst}
+	switch {
+	case cfg.WriteRate == 0:
+		return nil
+	case rdb != nil:
+		return limit.NewRedis(rdb, cfg.RedisPrefix, r)
+	default:
+		return limit.NewMemory(r)
 	}
-	opt.DialTimeout = time.Second
-	opt.ReadTimeout = time.Second
-	opt.WriteTimeout = time.Second
-	opt.MaxRetries = 1
-	return redis.NewClient(opt), nil
 }

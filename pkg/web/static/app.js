@@ -16,22 +16,167 @@
 
 (() => {
   const MAX_CODE_POINTS = 2000;
+  // The counter turns amber from here, before the limit bites.
+  const NEAR_LIMIT = 1800;
   const TOPICS_URL = '/api/topics';
   const STREAM_URL = '/api/topics/stream';
   const TOKENS_KEY = 'bbs.tokens';
-  const HIGHLIGHT_MS = 2000;
-  const CLOCK_TICK_MS = 30 * 1000;
+  const LANG_KEY = 'bbs.lang';
+  const HIGHLIGHT_MS = 2500;
+  // Announcements are gathered for this long so a burst of posts is read out
+  // as "3 new topics", not as three interruptions.
+  const ANNOUNCE_MS = 1000;
+  const ANNOUNCE_CHARS = 140;
   const RETRY_BASE_MS = 3000;
   const RETRY_MAX_MS = 30 * 1000;
   // If the stream has not produced a snapshot by then, fetch the list once
   // over plain HTTP so the page is not blank (e.g. a proxy buffering SSE).
   const FALLBACK_FETCH_MS = 1500;
 
-  const STATUS_TEXT = {
-    live: 'live',
-    reconnecting: 'reconnecting…',
-    offline: 'offline',
+  // ---------------------------------------------------------------------
+  // Text. Every string the page shows comes from here, in the reader's
+  // language. `{name}` is replaced by t(). Both languages must have the same
+  // keys and placeholders (pkg/web/web_test.go checks).
+
+  const MESSAGES = {
+    en: {
+      tagline: 'live bulletin board',
+      language: 'Language',
+      newTopic: 'New topic',
+      placeholder: 'Say something…',
+      post: 'Post',
+      posting: 'Posting…',
+      hintCtrl: 'Ctrl+Enter to post · Enter for a new line',
+      hintMeta: '⌘+Enter to post · Enter for a new line',
+      counterTitle: '{n} of {max} characters',
+      topics: 'Topics',
+      loading: 'Loading topics…',
+      empty: 'No topics yet. Be the first to post.',
+      statusLive: 'live',
+      statusReconnecting: 'reconnecting…',
+      statusOffline: 'offline',
+      statusTitleLive: 'Receiving updates live',
+      statusTitleDown: 'Not receiving updates right now; the list catches up when the connection is back',
+      mine: 'you',
+      mineTitle: 'Written from this browser: you can edit or delete it',
+      edited: 'edited',
+      editedTitle: 'Edited {time}',
+      edit: 'Edit',
+      editLabel: 'Edit topic #{id}',
+      editHint: 'Ctrl+Enter to save · Esc to cancel',
+      delete: 'Delete',
+      deleteLabel: 'Delete topic #{id}',
+      save: 'Save',
+      cancel: 'Cancel',
+      confirmDelete: 'Delete this topic?',
+      confirmYes: 'Delete',
+      confirmNo: 'Keep',
+      justNow: 'just now',
+      minutesAgo: '{n} min ago',
+      hoursAgo: '{n} h ago',
+      dayAgo: '1 day ago',
+      daysAgo: '{n} days ago',
+      announceOne: 'New topic: {text}',
+      announceMany: '{n} new topics',
+      errEmpty: 'Write something first.',
+      errTooLong: 'Your comment is {n} characters; at most {max} are allowed.',
+      errNetwork: 'Network error. Check your connection and try again.',
+      errHttp: 'Request failed ({status}).',
+      errNoToken: 'This topic can no longer be changed from this browser.',
+      errRateLimited: 'Too many posts from here. Try again in {s} s.',
+      errUnavailable: 'The board cannot save right now; nothing was written. Try again shortly.',
+      errNotReady: 'The server is restarting. Try again in a moment.',
+      errForbidden: 'This topic can only be changed from the browser that wrote it.',
+      errNotFound: 'This topic no longer exists.',
+      errInvalidComment: 'The comment was not accepted: {detail}',
+    },
+    ja: {
+      tagline: 'リアルタイム掲示板',
+      language: '言語',
+      newTopic: '新しいトピック',
+      placeholder: 'なにか書いてみましょう…',
+      post: '投稿',
+      posting: '投稿中…',
+      hintCtrl: 'Ctrl+Enter で投稿・Enter で改行',
+      hintMeta: '⌘+Enter で投稿・Enter で改行',
+      counterTitle: '{max} 文字中 {n} 文字',
+      topics: 'トピック',
+      loading: 'トピックを読み込み中…',
+      empty: 'まだトピックはありません。最初の投稿をどうぞ。',
+      statusLive: 'ライブ',
+      statusReconnecting: '再接続中…',
+      statusOffline: 'オフライン',
+      statusTitleLive: '更新をリアルタイムで受信しています',
+      statusTitleDown: '現在は更新を受信していません。接続が戻ると一覧は自動で最新になります',
+      mine: 'あなた',
+      mineTitle: 'このブラウザから投稿しました。編集・削除できます',
+      edited: '編集済み',
+      editedTitle: '{time} に編集',
+      edit: '編集',
+      editLabel: 'トピック #{id} を編集',
+      editHint: 'Ctrl+Enter で保存・Esc でキャンセル',
+      delete: '削除',
+      deleteLabel: 'トピック #{id} を削除',
+      save: '保存',
+      cancel: 'キャンセル',
+      confirmDelete: 'このトピックを削除しますか？',
+      confirmYes: '削除する',
+      confirmNo: 'やめる',
+      justNow: 'たった今',
+      minutesAgo: '{n}分前',
+      hoursAgo: '{n}時間前',
+      dayAgo: '1日前',
+      daysAgo: '{n}日前',
+      announceOne: '新しいトピック: {text}',
+      announceMany: '新しいトピックが {n} 件あります',
+      errEmpty: 'まず何か書いてください。',
+      errTooLong: 'コメントが {n} 文字あります。{max} 文字以内にしてください。',
+      errNetwork: 'ネットワークエラーです。接続を確認して、もう一度お試しください。',
+      errHttp: 'リクエストに失敗しました（{status}）。',
+      errNoToken: 'このトピックは、このブラウザからはもう変更できません。',
+      errRateLimited: '投稿が多すぎます。{s} 秒後にもう一度お試しください。',
+      errUnavailable: '現在保存できません（何も書き込まれていません）。少し待ってからお試しください。',
+      errNotReady: 'サーバーが再起動中です。少し待ってからお試しください。',
+      errForbidden: 'このトピックは、投稿したブラウザからのみ変更できます。',
+      errNotFound: 'このトピックはもう存在しません。',
+      errInvalidComment: 'コメントを受け付けられませんでした: {detail}',
+    },
   };
+  const LANGUAGES = Object.keys(MESSAGES);
+
+  // Server error codes with a message of our own, used where the server's
+  // (English) message would not do: in other languages, or when it sent none.
+  const ERROR_KEYS = {
+    rate_limited: 'errRateLimited',
+    unavailable: 'errUnavailable',
+    not_ready: 'errNotReady',
+    draining: 'errNotReady',
+    forbidden: 'errForbidden',
+    unauthorized: 'errForbidden',
+    not_found: 'errNotFound',
+    invalid_comment: 'errInvalidComment',
+  };
+
+  const i18n = { lang: 'en' };
+
+  function t(key, params = {}) {
+    const text = MESSAGES[i18n.lang][key] ?? MESSAGES.en[key] ?? key;
+    return text.replace(/\{(\w+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
+  }
+
+  // A saved choice wins; otherwise the first of the browser's preferred
+  // languages that we have ("ja-JP" counts as "ja"); otherwise English.
+  function initialLanguage() {
+    const saved = storageGet(LANG_KEY);
+    if (LANGUAGES.includes(saved)) return saved;
+    const wanted = navigator.languages && navigator.languages.length
+      ? navigator.languages : [navigator.language || ''];
+    for (const tag of wanted) {
+      const primary = String(tag).toLowerCase().split('-')[0];
+      if (LANGUAGES.includes(primary)) return primary;
+    }
+    return 'en';
+  }
 
   // ---------------------------------------------------------------------
   // DOM handles
@@ -46,8 +191,10 @@
     hint: byId('post-hint'),
     status: byId('status'),
     statusText: document.querySelector('#status .status-text'),
+    langButtons: [...document.querySelectorAll('#lang [data-lang]')],
     list: byId('topics'),
     empty: byId('empty'),
+    announcer: byId('announcer'),
   };
 
   // ---------------------------------------------------------------------
@@ -60,10 +207,14 @@
     loaded: false, // some list (snapshot or fallback fetch) has been shown
     snapshotSeen: false,
     posting: false,
+    // The message under the form, as a function so that it can be shown
+    // again in another language; null when there is none.
+    postError: null,
+    status: 'offline',
   };
 
-  // id -> view: { li, topic, comment, time, edited, actions, editBtn,
-  //               deleteBtn, error, editing, busy }
+  // id -> view: { li, topic, comment, badge, time, edited, actions, editBtn,
+  //               deleteBtn, error, errorMsg, editing, confirming, busy }
   const views = new Map();
 
   // ---------------------------------------------------------------------
@@ -79,14 +230,20 @@
     return node;
   }
 
-  function button(className, label) {
-    const b = el('button', className, label);
+  function button(className) {
+    const b = el('button', className);
     b.type = 'button';
     return b;
   }
 
-  function isCtrlEnter(ev) {
-    return ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey);
+  const isMac = /mac|iphone|ipad/i.test(
+    (navigator.userAgentData && navigator.userAgentData.platform) || navigator.platform || '');
+
+  // Ctrl+Enter (Cmd+Enter on a Mac) sends; plain Enter is a new line, which is
+  // what a multi-line box should do. Never while an input method is composing:
+  // there Enter confirms the conversion (Japanese, Chinese, Korean input).
+  function isSendKey(ev) {
+    return ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey) && !ev.isComposing && ev.keyCode !== 229;
   }
 
   function isTopic(t) {
@@ -102,18 +259,17 @@
     return list.filter(isTopic).sort(byIdDesc);
   }
 
-  // Explains whether a comment would be accepted; '' means it is fine.
+  // Explains why a comment would be refused, as a message function, or null
+  // when it is fine. The server has the last word; this saves a round trip.
   function commentProblem(text) {
     const n = codePoints(text.trim());
-    if (n === 0) return 'Write something first.';
-    if (n > MAX_CODE_POINTS) {
-      return `Your comment is ${n} characters; at most ${MAX_CODE_POINTS} are allowed.`;
-    }
-    return '';
+    if (n === 0) return () => t('errEmpty');
+    if (n > MAX_CODE_POINTS) return () => t('errTooLong', { n, max: MAX_CODE_POINTS });
+    return null;
   }
 
-  // Writes only real changes: replacing a text node inside the aria-live
-  // list counts as new content to a screen reader even if it is identical.
+  // Writes only real changes, so screen readers and the layout are not
+  // disturbed by text that is the same as before.
   function setText(node, text) {
     if (node.textContent !== text) node.textContent = text;
   }
@@ -121,30 +277,65 @@
   function renderCounter(node, text) {
     const n = codePoints(text.trim());
     setText(node, `${n} / ${MAX_CODE_POINTS}`);
+    node.title = t('counterTitle', { n, max: MAX_CODE_POINTS });
+    node.classList.toggle('near', n > NEAR_LIMIT && n <= MAX_CODE_POINTS);
     node.classList.toggle('over', n > MAX_CODE_POINTS);
   }
 
+  function storageGet(key) {
+    try {
+      return localStorage.getItem(key);
+    } catch {
+      return null; // storage disabled (some private modes)
+    }
+  }
+
+  function storageSet(key, value) {
+    try {
+      localStorage.setItem(key, value);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   // ---------------------------------------------------------------------
-  // Relative times
+  // Times. Labels change at known instants ("just now" becomes "1 min ago"
+  // 60 s after posting), so the clock sleeps until the next one rather than
+  // polling.
 
-  const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
-  const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  const MINUTE = 60 * 1000;
+  const HOUR = 60 * MINUTE;
+  const DAY = 24 * HOUR;
+  const clock = { timer: 0 };
 
-  function relativeTime(iso, now = Date.now()) {
-    const t = Date.parse(iso);
-    if (Number.isNaN(t)) return '';
-    // Negative ages (client clock behind the server) also read "just now".
-    const minutes = Math.floor((now - t) / 60000);
-    if (minutes < 1) return 'just now';
-    if (minutes < 60) return `${minutes} min ago`;
-    const hours = Math.floor(minutes / 60);
-    if (hours < 24) return `${hours} h ago`;
-    return dateFormat.format(t);
+  // Returns the label for a time and how long it stays right.
+  function relativeTime(iso, now) {
+    const at = Date.parse(iso);
+    if (Number.isNaN(at)) return { text: '', validFor: Infinity };
+    // A negative age (our clock behind the server's) also reads "just now".
+    const age = Math.max(0, now - at);
+    const until = (unit) => unit - (age % unit);
+    if (age < MINUTE) return { text: t('justNow'), validFor: MINUTE - age };
+    if (age < HOUR) return { text: t('minutesAgo', { n: Math.floor(age / MINUTE) }), validFor: until(MINUTE) };
+    if (age < DAY) return { text: t('hoursAgo', { n: Math.floor(age / HOUR) }), validFor: until(HOUR) };
+    const days = Math.floor(age / DAY);
+    if (days < 7) return { text: days === 1 ? t('dayAgo') : t('daysAgo', { n: days }), validFor: until(DAY) };
+    return { text: formatDate(at, { dateStyle: 'medium' }), validFor: Infinity };
+  }
+
+  // Formatters are costly to build and a snapshot formats every topic.
+  const dateFormats = new Map();
+
+  function formatDate(at, options) {
+    const key = `${i18n.lang} ${JSON.stringify(options)}`;
+    if (!dateFormats.has(key)) dateFormats.set(key, new Intl.DateTimeFormat(i18n.lang, options));
+    return dateFormats.get(key).format(at);
   }
 
   function fullTime(iso) {
-    const t = Date.parse(iso);
-    return Number.isNaN(t) ? '' : fullFormat.format(t);
+    const at = Date.parse(iso);
+    return Number.isNaN(at) ? '' : formatDate(at, { dateStyle: 'medium', timeStyle: 'short' });
   }
 
   // Compare instants rather than strings so "Z" vs "+00:00" or differing
@@ -157,9 +348,17 @@
   }
 
   function refreshTimes() {
+    clearTimeout(clock.timer);
     const now = Date.now();
+    let next = Infinity;
     for (const view of views.values()) {
-      setText(view.time, relativeTime(view.topic.created_at, now));
+      const { text, validFor } = relativeTime(view.topic.created_at, now);
+      setText(view.time, text);
+      next = Math.min(next, validFor);
+    }
+    if (next !== Infinity) {
+      // A little late rather than early, and never busier than once a second.
+      clock.timer = setTimeout(refreshTimes, Math.max(1000, next + 50));
     }
   }
 
@@ -174,21 +373,12 @@
   function readTokens() {
     let stored = {};
     try {
-      const parsed = JSON.parse(localStorage.getItem(TOKENS_KEY) || '{}');
+      const parsed = JSON.parse(storageGet(TOKENS_KEY) || '{}');
       if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) stored = parsed;
     } catch {
       // Unreadable or corrupt: behave as if empty.
     }
     return Object.assign(stored, memoryTokens);
-  }
-
-  function writeTokens(tokens) {
-    try {
-      localStorage.setItem(TOKENS_KEY, JSON.stringify(tokens));
-      return true;
-    } catch {
-      return false;
-    }
   }
 
   function tokenFor(id, tokens = readTokens()) {
@@ -199,7 +389,7 @@
   function rememberToken(id, token) {
     const tokens = readTokens();
     tokens[String(id)] = token;
-    if (!writeTokens(tokens)) memoryTokens[String(id)] = token;
+    if (!storageSet(TOKENS_KEY, JSON.stringify(tokens))) memoryTokens[String(id)] = token;
   }
 
   function forgetToken(id) {
@@ -207,7 +397,7 @@
     const tokens = readTokens();
     if (String(id) in tokens) {
       delete tokens[String(id)];
-      writeTokens(tokens);
+      storageSet(TOKENS_KEY, JSON.stringify(tokens));
     }
   }
 
@@ -221,19 +411,32 @@
     return Number.isNaN(at) ? 0 : Math.max(0, Math.ceil((at - Date.now()) / 1000));
   }
 
-  function errorMessage(res, data) {
-    const err = data && data.error;
-    let msg = err && typeof err.message === 'string' && err.message
-      ? err.message
-      : `Request failed (${res.status}${res.statusText ? ' ' + res.statusText : ''}).`;
-    if (res.status === 429) {
-      const wait = retryAfterSeconds(res.headers.get('Retry-After'));
-      if (wait > 0) msg += ` Try again in ${wait} s.`;
-    }
-    return msg;
+  function sentence(s) {
+    const text = s.trim();
+    if (!text) return text;
+    const first = text.charAt(0).toUpperCase() + text.slice(1);
+    return /[.!?。]$/.test(first) ? first : `${first}.`;
   }
 
-  // Resolves (never rejects) to { ok, status, data, message }.
+  // Turns a failed answer into a message function. English readers get the
+  // server's own words; others get ours for the errors we know, and the
+  // server's words (better than nothing) for the rest.
+  function failureMessage(res, data) {
+    const err = data && typeof data === 'object' ? data.error : null;
+    const code = err && typeof err.code === 'string' ? err.code : '';
+    const detail = err && typeof err.message === 'string' ? err.message : '';
+    const key = ERROR_KEYS[code] || (res.status === 429 ? 'errRateLimited' : '');
+    const wait = Math.max(1, retryAfterSeconds(res.headers.get('Retry-After')));
+    const status = `${res.status}${res.statusText ? ' ' + res.statusText : ''}`;
+    return () => {
+      if (detail && i18n.lang === 'en') return sentence(detail);
+      if (key) return t(key, { s: wait, detail: detail || status });
+      return detail ? sentence(detail) : t('errHttp', { status });
+    };
+  }
+
+  // Resolves (never rejects) to { ok, status, data, message }, where
+  // message is a message function for failures.
   async function request(method, url, body, token) {
     const headers = { Accept: 'application/json' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -248,7 +451,7 @@
         cache: 'no-store',
       });
     } catch {
-      return { ok: false, status: 0, data: null, message: 'Network error. Check your connection and try again.' };
+      return { ok: false, status: 0, data: null, message: () => t('errNetwork') };
     }
     let data = null;
     if (res.status !== 204) {
@@ -258,8 +461,8 @@
         data = null; // empty or non-JSON body (e.g. from a proxy)
       }
     }
-    if (res.ok) return { ok: true, status: res.status, data, message: '' };
-    return { ok: false, status: res.status, data, message: errorMessage(res, data) };
+    if (res.ok) return { ok: true, status: res.status, data, message: null };
+    return { ok: false, status: res.status, data, message: failureMessage(res, data) };
   }
 
   // ---------------------------------------------------------------------
@@ -299,8 +502,7 @@
 
   // ---------------------------------------------------------------------
   // Rendering: a keyed reconcile of <li> elements, so that items being
-  // edited keep their textarea (and focus) when other topics change, and
-  // screen readers only hear about items that really changed.
+  // edited keep their textarea (and focus) when other topics change.
 
   function render(shouldHighlight = () => false) {
     const wanted = new Set(state.topics.map((t) => t.id));
@@ -332,7 +534,16 @@
       }
     }
 
-    dom.empty.hidden = !(state.loaded && state.topics.length === 0);
+    if (state.version !== null) dom.list.dataset.version = String(state.version);
+    renderEmpty();
+    refreshTimes();
+  }
+
+  function renderEmpty() {
+    const show = !state.loaded || state.topics.length === 0;
+    dom.empty.hidden = !show;
+    dom.empty.classList.toggle('loading', !state.loaded);
+    if (show) setText(dom.empty, state.loaded ? t('empty') : t('loading'));
   }
 
   function highlight(view) {
@@ -348,28 +559,59 @@
     const comment = el('p', 'comment');
     const meta = el('div', 'meta');
     const idLabel = el('span', 'topic-id', `#${topic.id}`);
+    const badge = el('span', 'badge');
     const time = el('time', 'time');
-    const edited = el('span', 'edited', '(edited)');
+    const edited = el('span', 'edited');
     const actions = el('span', 'actions');
-    const editBtn = button('btn btn-ghost edit', 'Edit');
-    const deleteBtn = button('btn btn-ghost btn-danger delete', 'Delete');
+    const editBtn = button('btn btn-ghost edit');
+    const deleteBtn = button('btn btn-ghost btn-danger delete');
     const error = el('p', 'item-error');
     error.setAttribute('role', 'alert');
 
-    editBtn.setAttribute('aria-label', `Edit topic #${topic.id}`);
-    deleteBtn.setAttribute('aria-label', `Delete topic #${topic.id}`);
     actions.append(editBtn, deleteBtn);
-    meta.append(idLabel, time, edited, actions);
+    meta.append(idLabel, badge, time, edited, actions);
     li.append(comment, meta, error);
 
     const view = {
-      li, topic, comment, time, edited, actions, editBtn, deleteBtn, error,
-      editing: null, // { box, textarea, counter, save, cancel } while editing
+      li, topic, comment, badge, time, edited, actions, editBtn, deleteBtn, error,
+      errorMsg: null, // message function of the error shown under the item
+      editing: null, // { box, textarea, counter, hint, save, cancel } while editing
+      confirming: null, // { box, question, yes, no } while asking about a delete
       busy: false, // a PATCH or DELETE is in flight
     };
     editBtn.addEventListener('click', () => startEdit(view));
-    deleteBtn.addEventListener('click', () => deleteTopic(view));
+    deleteBtn.addEventListener('click', () => askDelete(view));
+    labelView(view);
     return view;
+  }
+
+  // Sets every translated label of a view; runs again on a language switch.
+  function labelView(view) {
+    const id = view.topic.id;
+    setText(view.editBtn, t('edit'));
+    view.editBtn.setAttribute('aria-label', t('editLabel', { id }));
+    setText(view.deleteBtn, t('delete'));
+    view.deleteBtn.setAttribute('aria-label', t('deleteLabel', { id }));
+    setText(view.badge, t('mine'));
+    view.badge.title = t('mineTitle');
+    setText(view.edited, t('edited'));
+    view.edited.title = wasEdited(view.topic) ? t('editedTitle', { time: fullTime(view.topic.updated_at) }) : '';
+    view.time.title = fullTime(view.topic.created_at);
+    setText(view.error, view.errorMsg ? view.errorMsg() : '');
+    if (view.editing) {
+      const e = view.editing;
+      e.textarea.setAttribute('aria-label', t('editLabel', { id }));
+      setText(e.hint, t('editHint'));
+      setText(e.save, t('save'));
+      setText(e.cancel, t('cancel'));
+      renderCounter(e.counter, e.textarea.value);
+    }
+    if (view.confirming) {
+      const c = view.confirming;
+      setText(c.question, t('confirmDelete'));
+      setText(c.yes, t('confirmYes'));
+      setText(c.no, t('confirmNo'));
+    }
   }
 
   function updateView(view, topic, tokens = readTokens()) {
@@ -377,24 +619,24 @@
     // While editing, leave the textarea alone; the new text shows on Cancel.
     if (!view.editing) setText(view.comment, topic.comment);
     view.time.dateTime = topic.created_at;
-    view.time.title = fullTime(topic.created_at);
-    setText(view.time, relativeTime(topic.created_at));
-    const edited = wasEdited(topic);
-    view.edited.hidden = !edited;
-    view.edited.title = edited ? `Edited ${fullTime(topic.updated_at)}` : '';
+    view.edited.hidden = !wasEdited(topic);
+    labelView(view);
     updateActions(view, tokens);
   }
 
   function updateActions(view, tokens = readTokens()) {
     const mine = tokenFor(view.topic.id, tokens) !== null;
     view.li.classList.toggle('mine', mine);
-    view.actions.hidden = !mine || view.editing !== null;
+    view.badge.hidden = !mine;
+    view.actions.hidden = !mine || view.editing !== null || view.confirming !== null;
     view.editBtn.disabled = view.busy;
     view.deleteBtn.disabled = view.busy;
+    if (!mine && view.confirming) stopConfirm(view, false);
   }
 
   function showItemError(view, message) {
-    view.error.textContent = message;
+    view.errorMsg = message;
+    setText(view.error, message ? message() : '');
   }
 
   function setItemBusy(view, busy) {
@@ -405,6 +647,10 @@
       view.editing.cancel.disabled = busy;
       view.editing.textarea.readOnly = busy;
     }
+    if (view.confirming) {
+      view.confirming.yes.disabled = busy;
+      view.confirming.no.disabled = busy;
+    }
     updateActions(view);
   }
 
@@ -414,32 +660,61 @@
   }
 
   // ---------------------------------------------------------------------
+  // Announcements for screen readers: topics others post while we watch.
+
+  const announcements = { pending: [], timer: 0 };
+
+  function announce(topic) {
+    announcements.pending.push(topic);
+    if (!announcements.timer) announcements.timer = setTimeout(flushAnnouncements, ANNOUNCE_MS);
+  }
+
+  function flushAnnouncements() {
+    // A post of ours can come back on the stream before its POST answers;
+    // by now its token is saved, so it is left out here.
+    const list = announcements.pending.filter((topic) => !tokenFor(topic.id));
+    announcements.pending = [];
+    announcements.timer = 0;
+    if (list.length === 0) return;
+    let text;
+    if (list.length === 1) {
+      const chars = [...list[0].comment.replace(/\s+/g, ' ').trim()];
+      const short = chars.length > ANNOUNCE_CHARS ? `${chars.slice(0, ANNOUNCE_CHARS).join('')}…` : chars.join('');
+      text = t('announceOne', { text: short });
+    } else {
+      text = t('announceMany', { n: list.length });
+    }
+    // Set even when equal to the last text: a live region only speaks changes.
+    dom.announcer.textContent = '';
+    setTimeout(() => { dom.announcer.textContent = text; }, 50);
+  }
+
+  // ---------------------------------------------------------------------
   // Editing and deleting own topics
 
   function startEdit(view) {
     if (view.editing || view.busy) return;
-    const id = view.topic.id;
-    showItemError(view, '');
+    stopConfirm(view, false);
+    showItemError(view, null);
 
     const box = el('div', 'editor');
     const textarea = el('textarea', 'edit-text');
     textarea.value = view.topic.comment;
     textarea.rows = 3;
-    textarea.setAttribute('aria-label', `Edit topic #${id}`);
     const bar = el('div', 'editor-bar');
     const counter = el('span', 'counter');
-    const cancel = button('btn btn-ghost cancel', 'Cancel');
-    const save = button('btn btn-primary save', 'Save');
-    bar.append(counter, cancel, save);
+    const hint = el('span', 'hint');
+    const cancel = button('btn btn-ghost cancel');
+    const save = button('btn btn-primary save');
+    bar.append(counter, hint, cancel, save);
     box.append(textarea, bar);
 
-    renderCounter(counter, textarea.value);
     textarea.addEventListener('input', () => renderCounter(counter, textarea.value));
     textarea.addEventListener('keydown', (ev) => {
-      if (isCtrlEnter(ev)) {
+      if (isSendKey(ev)) {
         ev.preventDefault();
         saveEdit(view);
-      } else if (ev.key === 'Escape') {
+      } else if (ev.key === 'Escape' && !ev.isComposing) {
         ev.preventDefault();
         stopEdit(view, true);
       }
@@ -447,7 +722,8 @@
     save.addEventListener('click', () => saveEdit(view));
     cancel.addEventListener('click', () => stopEdit(view, true));
 
-    view.editing = { box, textarea, counter, save, cancel };
+    view.editing = { box, textarea, counter, hint, save, cancel };
+    labelView(view);
     view.li.classList.add('editing');
     view.comment.hidden = true;
     view.comment.after(box);
@@ -482,11 +758,11 @@
     const token = tokenFor(id);
     if (!token) {
       stopEdit(view, false);
-      showItemError(view, 'This topic can no longer be edited from this browser.');
+      showItemError(view, () => t('errNoToken'));
       return;
     }
 
-    showItemError(view, '');
+    showItemError(view, null);
     setItemBusy(view, true);
     const res = await request('PATCH', `${TOPICS_URL}/${id}`, { comment: text }, token);
     if (res.status === 404) forgetToken(id);
@@ -499,10 +775,48 @@
       stopEdit(view, true);
     } else if (res.status === 404) {
       stopEdit(view, false);
-      showItemError(view, res.message || 'This topic no longer exists.');
+      showItemError(view, res.message);
     } else {
       showItemError(view, res.message);
     }
+  }
+
+  // Deleting cannot be undone, so it takes a second click on an inline
+  // question. "Keep" sits where "Delete" was: a double click keeps the topic.
+  function askDelete(view) {
+    if (view.busy || view.confirming || view.editing) return;
+    if (!tokenFor(view.topic.id)) {
+      updateActions(view);
+      return;
+    }
+    showItemError(view, null);
+    const box = el('span', 'confirm');
+    box.setAttribute('role', 'group');
+    const question = el('span', 'confirm-question');
+    const yes = button('btn btn-ghost btn-danger confirm-delete');
+    const no = button('btn btn-ghost keep');
+    box.append(question, yes, no);
+    yes.addEventListener('click', () => deleteTopic(view));
+    no.addEventListener('click', () => stopConfirm(view, true));
+    box.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape') {
+        ev.preventDefault();
+        stopConfirm(view, true);
+      }
+    });
+    view.confirming = { box, question, yes, no };
+    labelView(view);
+    view.actions.after(box);
+    updateActions(view);
+    no.focus();
+  }
+
+  function stopConfirm(view, restoreFocus) {
+    if (!view.confirming) return;
+    view.confirming.box.remove();
+    view.confirming = null;
+    updateActions(view);
+    if (restoreFocus && !view.actions.hidden) view.deleteBtn.focus();
   }
 
   async function deleteTopic(view) {
@@ -510,12 +824,11 @@
     const id = view.topic.id;
     const token = tokenFor(id);
     if (!token) {
-      updateActions(view);
+      stopConfirm(view, false);
+      showItemError(view, () => t('errNoToken'));
       return;
     }
-    if (!window.confirm(`Delete topic #${id}? This cannot be undone.`)) return;
 
-    showItemError(view, '');
     setItemBusy(view, true);
     const res = await request('DELETE', `${TOPICS_URL}/${id}`, undefined, token);
     if (res.ok || res.status === 404) forgetToken(id);
@@ -528,7 +841,8 @@
       // On 404 the token is gone and the buttons disappear. The item itself
       // stays until the stream says it was deleted: a 404 may also mean the
       // token no longer matches a topic that still exists.
-      showItemError(view, res.message || 'This topic no longer exists.');
+      stopConfirm(view, false);
+      showItemError(view, res.message);
     }
   }
 
@@ -536,13 +850,15 @@
   // Posting
 
   function showPostError(message) {
-    dom.error.textContent = message;
+    state.postError = message;
+    setText(dom.error, message ? message() : '');
     dom.comment.setAttribute('aria-invalid', message ? 'true' : 'false');
   }
 
   function setPosting(posting) {
     state.posting = posting;
     dom.button.disabled = posting;
+    setText(dom.button, posting ? t('posting') : t('post'));
     // Read-only rather than disabled: keeps focus and the text, but stops
     // edits that the "clear on success" below would throw away.
     dom.comment.readOnly = posting;
@@ -560,12 +876,13 @@
       return;
     }
 
-    showPostError('');
+    showPostError(null);
     setPosting(true);
     const res = await request('POST', TOPICS_URL, { comment: text });
     setPosting(false);
 
     if (!res.ok) {
+      // The text stays in the box, so nothing typed is lost.
       showPostError(res.message);
       dom.comment.focus();
       return;
@@ -588,11 +905,13 @@
     lastResync: 0,
   };
 
+  const STATUS_KEYS = { live: 'statusLive', reconnecting: 'statusReconnecting', offline: 'statusOffline' };
+
   function setStatus(s) {
-    if (dom.status.dataset.state === s) return;
-    dom.status.dataset.state = s;
-    dom.statusText.textContent = STATUS_TEXT[s];
-    dom.status.title = s === 'live' ? 'Receiving updates live' : 'Not receiving updates right now';
+    state.status = s;
+    if (dom.status.dataset.state !== s) dom.status.dataset.state = s;
+    setText(dom.statusText, t(STATUS_KEYS[s]));
+    dom.status.title = s === 'live' ? t('statusTitleLive') : t('statusTitleDown');
   }
 
   function connect() {
@@ -612,8 +931,9 @@
       stream.retryDelay = RETRY_BASE_MS;
     });
     on('error', () => {
-      // CONNECTING: the browser is retrying by itself (sending Last-Event-ID).
-      // CLOSED: it gave up (e.g. an HTTP error status), so we retry ourselves.
+      // CONNECTING: the browser is retrying by itself (sending Last-Event-ID,
+      // so the server replays exactly what we missed). CLOSED: it gave up
+      // (e.g. an HTTP error status), so we retry ourselves.
       if (source.readyState === EventSource.CLOSED) {
         setStatus('offline');
         scheduleReconnect();
@@ -622,7 +942,11 @@
       }
     });
     on('snapshot', onSnapshot);
-    on('topic.created', (ev) => onDelta(ev, (data) => upsertTopic(data.topic, { insert: true })));
+    on('topic.created', (ev) => onDelta(ev, (data) => {
+      const known = isTopic(data.topic) && views.has(data.topic.id);
+      upsertTopic(data.topic, { insert: true });
+      if (!known && views.has(data.topic.id)) announce(data.topic);
+    }));
     on('topic.updated', (ev) => onDelta(ev, (data) => upsertTopic(data.topic, { insert: false })));
     on('topic.deleted', (ev) => onDelta(ev, (data) => {
       const id = Number(data.id);
@@ -706,6 +1030,7 @@
     }
     state.version = version;
     apply(data);
+    dom.list.dataset.version = String(version);
   }
 
   // Plain-HTTP fallback for the first paint if the stream is slow to start.
@@ -719,41 +1044,79 @@
   }
 
   // ---------------------------------------------------------------------
+  // Language
+
+  // Shows the page in lang; persist is false for the automatic first choice,
+  // so a later change of the browser's language still counts.
+  function setLanguage(lang, persist) {
+    if (!LANGUAGES.includes(lang)) return;
+    i18n.lang = lang;
+    if (persist) storageSet(LANG_KEY, lang);
+    document.documentElement.lang = lang;
+
+    for (const node of document.querySelectorAll('[data-i18n]')) setText(node, t(node.dataset.i18n));
+    for (const node of document.querySelectorAll('[data-i18n-placeholder]')) {
+      node.placeholder = t(node.dataset.i18nPlaceholder);
+    }
+    for (const node of document.querySelectorAll('[data-i18n-aria-label]')) {
+      node.setAttribute('aria-label', t(node.dataset.i18nAriaLabel));
+    }
+    for (const b of dom.langButtons) b.setAttribute('aria-pressed', String(b.dataset.lang === lang));
+
+    setText(dom.hint, t(isMac ? 'hintMeta' : 'hintCtrl'));
+    setText(dom.button, state.posting ? t('posting') : t('post'));
+    renderCounter(dom.counter, dom.comment.value);
+    setText(dom.error, state.postError ? state.postError() : '');
+    setStatus(state.status);
+    renderEmpty();
+    for (const view of views.values()) labelView(view);
+    refreshTimes();
+  }
+
+  // ---------------------------------------------------------------------
   // Wiring
 
   function init() {
     document.documentElement.classList.add('js');
+    setLanguage(initialLanguage(), false);
 
-    const platform = (navigator.userAgentData && navigator.userAgentData.platform) || navigator.platform || '';
-    if (/mac|iphone|ipad/i.test(platform)) dom.hint.textContent = '⌘+Enter to post';
+    for (const b of dom.langButtons) {
+      b.addEventListener('click', () => setLanguage(b.dataset.lang, true));
+    }
 
     dom.form.addEventListener('submit', submitPost);
     dom.comment.addEventListener('input', () => renderCounter(dom.counter, dom.comment.value));
     dom.comment.addEventListener('keydown', (ev) => {
-      if (!isCtrlEnter(ev)) return;
+      if (!isSendKey(ev)) return;
       ev.preventDefault();
       // requestSubmit fires the submit event, so both paths share submitPost.
       if (dom.form.requestSubmit) dom.form.requestSubmit();
       else submitPost(ev);
     });
-    renderCounter(dom.counter, dom.comment.value);
 
-    // Another tab posted or deleted: show or hide our Edit/Delete buttons.
+    // Another tab posted, deleted or switched language.
     window.addEventListener('storage', (ev) => {
-      if (ev.key !== null && ev.key !== TOKENS_KEY) return;
-      const tokens = readTokens();
-      for (const view of views.values()) updateActions(view, tokens);
+      if (ev.key === null || ev.key === TOKENS_KEY) {
+        const tokens = readTokens();
+        for (const view of views.values()) updateActions(view, tokens);
+      }
+      if (ev.key === null || ev.key === LANG_KEY) {
+        const saved = storageGet(LANG_KEY);
+        if (LANGUAGES.includes(saved) && saved !== i18n.lang) setLanguage(saved, false);
+      }
     });
 
-    setInterval(refreshTimes, CLOCK_TICK_MS);
+    // Timers are throttled in background tabs; catch up on return.
     document.addEventListener('visibilitychange', () => {
       if (document.visibilityState === 'visible') refreshTimes();
     });
 
-    // Back online: don't wait for the backoff timer.
-    window.addEventListener('online', () => {
-      if (!stream.source || stream.source.readyState === EventSource.CLOSED) connect();
-    });
+    window.addEventListener('offline', () => setStatus('offline'));
+    // Back online: don't wait for the backoff timer. Reconnect even if the
+    // stream looks open: after a network change it may be a dead connection
+    // that the browser will not notice for a long time, and a new one
+    // starts with a fresh snapshot.
+    window.addEventListener('online', () => connect());
 
     connect();
     setTimeout(fallbackLoad, FALLBACK_FETCH_MS);

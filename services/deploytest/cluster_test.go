@@ -1,0 +1,76 @@
+package deploytest
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bbsboard/bbs/pkg/testenv"
+)
+
+// TestClusterScript runs `make cluster` and `make cluster-down`'s script
+// on free ports, a throwaway database and Redis prefix: up twice (the
+// second finds everything running), a request through nginx reaching
+// every replica, then down stopping every process it started.
+func TestClusterScript(t *testing.T) {
+	dir := t.TempDir()
+	ports := []int{testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)}
+	lb := testenv.FreePort(t)
+	redisURL := testenv.RedisURL(t)
+	env := append(os.Environ(),
+		"CLUSTER_DIR="+dir,
+		fmt.Sprintf("LB_PORT=%d", lb),
+		fmt.Sprintf("BBS_PORTS=%d %d %d", ports[0], ports[1], ports[2]),
+		"BBS_BIN="+bbsBinary(t),
+		"DATABASE_URL="+testenv.PostgresURL(t),
+		"REDIS_URL="+redisURL,
+		"REDIS_PREFIX="+testenv.RedisPrefix(t, redisURL),
+	)
+	script := filepath.Join(repoRoot(t), "services/lb/cluster.sh")
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("bash", append([]string{script}, args...)...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("cluster.sh %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	t.Cleanup(func() {
+		cmd := exec.Command("bash", script, "down")
+		cmd.Env = env
+		_ = cmd.Run()
+	})
+
+	run("up")
+	if out := run("up"); strings.Count(out, "already running") != 3 {
+		t.Errorf("second up did not find the three replicas running:\n%s", out)
+	}
+	seen := map[string]bool{}
+	for range 9 {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", lb))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		seen[resp.Header.Get("X-Replica")] = true
+	}
+	if len(seen) != 3 {
+		t.Errorf("through the cluster's nginx, replicas %v answered, want 3", seen)
+	}
+
+	run("down")
+	for _, p := range append(ports, lb) {
+		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p), time.Second); err == nil {
+			c.Close()
+			t.Errorf("port %d still answers after down", p)
+		}
+	}
+}

@@ -1,0 +1,210 @@
+package deploytest
+
+import (
+	"context"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// loadCompose loads docker-compose.yml as `docker compose` would, with no
+// variables from the environment (so the defaults in the file apply).
+func loadCompose(t *testing.T) *types.Project {
+	t.Helper()
+	root := repoRoot(t)
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
+		cli.WithWorkingDirectory(root), cli.WithName("bbs"), cli.WithConsistency(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	return p
+}
+
+func service(t *testing.T, p *types.Project, name string) types.ServiceConfig {
+	t.Helper()
+	s, ok := p.Services[name]
+	if !ok {
+		t.Fatalf("docker-compose.yml: no service %q", name)
+	}
+	return s
+}
+
+func TestComposeDependenciesAndHealth(t *testing.T) {
+	t.Parallel()
+	p := loadCompose(t)
+	wantDeps := map[string]map[string]string{
+		"migrate": {"postgres": types.ServiceConditionHealthy},
+		"bbs": {
+			"postgres": types.ServiceConditionHealthy,
+			"redis":    types.ServiceConditionHealthy,
+			"migrate":  types.ServiceConditionCompletedSuccessfully,
+		},
+		"lb": {"bbs": types.ServiceConditionHealthy},
+	}
+	for name, want := range wantDeps {
+		got := map[string]string{}
+		for dep, d := range service(t, p, name).DependsOn {
+			got[dep] = d.Condition
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("%s depends_on %v, want %v", name, got, want)
+		}
+	}
+
+	for name, probe := range map[string]string{"postgres": "pg_isready", "redis": "redis-cli ping"} {
+		hc := service(t, p, name).HealthCheck
+		if hc == nil || hc.Disable || !strings.Contains(strings.Join(hc.Test, " "), probe) {
+			t.Errorf("%s healthcheck %+v, want one running %q", name, hc, probe)
+		}
+	}
+	// bbs has no healthcheck of its own in the file: the image's
+	// HEALTHCHECK (`bbs healthcheck`) is what service_healthy waits for.
+	if hc := service(t, p, "bbs").HealthCheck; hc != nil {
+		t.Errorf("bbs: healthcheck %+v overrides the image's", hc)
+	}
+	if hc := dockerfileHealthcheck(t); !slices.Contains(hc, "healthcheck") {
+		t.Errorf("Dockerfile HEALTHCHECK %q does not run `bbs healthcheck`", hc)
+	}
+
+	pg := service(t, p, "postgres")
+	if !hasVolume(pg, types.VolumeTypeVolume, "pgdata", "/var/lib/postgresql/data") {
+		t.Errorf("postgres: no named volume pgdata on its data directory: %+v", pg.Volumes)
+	}
+	if _, ok := p.Volumes["pgdata"]; !ok {
+		t.Error("volume pgdata is not declared")
+	}
+}
+
+func TestComposeReplicasAndImage(t *testing.T) {
+	t.Parallel()
+	p := loadCompose(t)
+	bbs, migrate := service(t, p, "bbs"), service(t, p, "migrate")
+	if bbs.Deploy == nil || bbs.Deploy.Replicas == nil || *bbs.Deploy.Replicas != 3 {
+		t.Errorf("bbs: deploy.replicas %+v, want 3", bbs.Deploy)
+	}
+	if bbs.Image != migrate.Image || bbs.Build == nil || migrate.Build == nil {
+		t.Errorf("bbs and migrate must build and run one image: %q, %q", bbs.Image, migrate.Image)
+	}
+	if !slices.Equal(migrate.Command, types.ShellCommand{"migrate"}) {
+		t.Errorf("migrate: command %q, want [migrate]", migrate.Command)
+	}
+	if len(bbs.Ports) > 0 {
+		t.Errorf("bbs publishes %+v: a scaled service cannot; go through lb", bbs.Ports)
+	}
+	// `docker compose stop` must let a replica drain before SIGKILL.
+	grace := envDuration(t, bbs.Environment, "SHUTDOWN_GRACE", 25*time.Second)
+	if bbs.StopGracePeriod == nil || time.Duration(*bbs.StopGracePeriod) <= grace {
+		t.Errorf("bbs: stop_grace_period %v must exceed SHUTDOWN_GRACE %v", bbs.StopGracePeriod, grace)
+	}
+}
+
+func TestComposeEnvironmentIsRead(t *testing.T) {
+	t.Parallel()
+	p := loadCompose(t)
+	for _, name := range []string{"bbs", "migrate"} {
+		env := service(t, p, name).Environment
+		var names []string
+		for k, v := range env {
+			if v == nil || *v == "" {
+				t.Errorf("%s: %s has no value", name, k)
+			}
+			names = append(names, k)
+		}
+		checkServerEnv(t, "docker-compose.yml service "+name, names)
+		if env["DATABASE_URL"] == nil || !strings.Contains(*env["DATABASE_URL"], "@postgres:5432/") {
+			t.Errorf("%s: DATABASE_URL does not point at the postgres service", name)
+		}
+	}
+	env := service(t, p, "bbs").Environment
+	if env["REDIS_URL"] == nil || !strings.HasPrefix(*env["REDIS_URL"], "redis://redis:6379") {
+		t.Error("bbs: REDIS_URL does not point at the redis service")
+	}
+	// X-Forwarded-For is trusted from the compose network only.
+	net := p.Networks["default"]
+	if len(net.Ipam.Config) != 1 || env["TRUSTED_PROXIES"] == nil || *env["TRUSTED_PROXIES"] != net.Ipam.Config[0].Subnet {
+		t.Errorf("bbs: TRUSTED_PROXIES %v must be the default network's subnet %+v", env["TRUSTED_PROXIES"], net.Ipam.Config)
+	}
+}
+
+func TestComposeLoadBalancer(t *testing.T) {
+	t.Parallel()
+	p := loadCompose(t)
+	lb := service(t, p, "lb")
+	conf := filepath.Join(repoRoot(t), "services/lb/nginx.conf")
+	var mounted bool
+	for _, v := range lb.Volumes {
+		if v.Type == types.VolumeTypeBind && v.Source == conf && v.Target == "/etc/nginx/nginx.conf" {
+			mounted = true
+			if !v.ReadOnly {
+				t.Error("lb: nginx.conf is mounted read-write")
+			}
+		}
+	}
+	if !mounted {
+		t.Fatalf("lb: %s is not mounted on /etc/nginx/nginx.conf: %+v", conf, lb.Volumes)
+	}
+	if _, err := os.Stat(conf); err != nil {
+		t.Fatalf("lb: the mounted config: %v", err)
+	}
+	if !slices.Contains(lb.Command, "/etc/nginx/nginx.conf") {
+		t.Errorf("lb: command %q does not use the mounted config", lb.Command)
+	}
+	if len(lb.Ports) != 1 || lb.Ports[0].Published != "8080" || lb.Ports[0].Target != 80 {
+		t.Errorf("lb: ports %+v, want 8080:80", lb.Ports)
+	}
+	// nginx listens where the port is published and proxies to the port
+	// the replicas listen on.
+	text := readFile(t, conf)
+	if !strings.Contains(text, "listen 80;") {
+		t.Error("nginx.conf does not listen on 80")
+	}
+	addr := envString(service(t, p, "bbs").Environment, "HTTP_ADDR", ":8080")
+	if !strings.Contains(text, "server bbs"+addr+" resolve") {
+		t.Errorf("nginx.conf: no `server bbs%s resolve` for the scaled service", addr)
+	}
+}
+
+func hasVolume(s types.ServiceConfig, typ, source, target string) bool {
+	for _, v := range s.Volumes {
+		if v.Type == typ && v.Source == source && v.Target == target {
+			return true
+		}
+	}
+	return false
+}
+
+func envString(env types.MappingWithEquals, key, def string) string {
+	if v := env[key]; v != nil && *v != "" {
+		return *v
+	}
+	return def
+}
+
+func envDuration(t *testing.T, env types.MappingWithEquals, key string, def time.Duration) time.Duration {
+	t.Helper()
+	d, err := time.ParseDuration(envString(env, key, def.String()))
+	if err != nil {
+		t.Fatalf("%s: %v", key, err)
+	}
+	return d
+}
+
+func readFile(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,107 @@
+package deploytest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sync"
+	"testing"
+)
+
+// repoRoot is the repository, two levels above this module.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.work")); err != nil {
+		t.Fatalf("repository root not found above %s: %v", root, err)
+	}
+	return root
+}
+
+// envNameRe finds the variables pkg/config reads: p.str("HTTP_ADDR", ...),
+// p.int(...), p.dur(...), p.rate(...), p.prefixes(...).
+var envNameRe = regexp.MustCompile(`\bp\.(?:str|int|dur|rate|prefixes)\("([A-Z][A-Z0-9_]*)"`)
+
+// serverEnv lists the environment variables the server reads, from the
+// source of pkg/config, so no list is kept twice.
+func serverEnv(t testing.TB) []string {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join(repoRoot(t), "pkg/config/config.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range envNameRe.FindAllSubmatch(src, -1) {
+		names = append(names, string(m[1]))
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	// If the parsing ever stops matching, say so rather than failing on
+	// every variable.
+	for _, must := range []string{"DATABASE_URL", "REDIS_URL", "SHUTDOWN_GRACE", "SSE_HEARTBEAT"} {
+		if !slices.Contains(names, must) {
+			t.Fatalf("pkg/config/config.go: found %v, not %s: has the way it reads variables changed?", names, must)
+		}
+	}
+	return names
+}
+
+// checkServerEnv fails for every name the server does not read.
+func checkServerEnv(t testing.TB, where string, names []string) {
+	t.Helper()
+	known := serverEnv(t)
+	for _, n := range names {
+		if !slices.Contains(known, n) {
+			t.Errorf("%s sets %s, which the server does not read (pkg/config reads %v)", where, n, known)
+		}
+	}
+}
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+	buildOut  []byte
+)
+
+// bbsBinary builds services/bbs once per test run, as `make build` does.
+func bbsBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "deploytest-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "bbs")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", builtBin, "./services/bbs")
+		cmd.Dir = repoRoot(t)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		buildOut, buildErr = cmd.CombinedOutput()
+	})
+	if buildErr != nil {
+		t.Fatalf("go build ./services/bbs: %v\n%s", buildErr, buildOut)
+	}
+	return builtBin
+}
+
+// TestMain removes the shared binary after the run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
+}
+
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
