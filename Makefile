@@ -61,3 +61,4 @@ FUZZTIME ?= 30s
 fuzz: ## run every fuzz test for FUZZTIME each
 	$(GO) test -run '^$$' -fuzz '^FuzzEncodeKeepsFraming$$' -fuzztime $(FUZZTIME) ./pkg/sse
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalizeComment$$' -fuzztime $(FUZZTIME) ./pkg/topic
+	$(GO) test -run '^$$' -fuzz '^FuzzStrictUnmarshal$$' -fuzztime $(FUZZTIME) ./pkg/api

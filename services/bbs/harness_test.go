@@ -308,50 +308,12 @@ func (v *view) apply(name, data, id string) {
 		}
 		v.version = e.Version
 		v.versions = append(v.versions, e.Version)
-		v.topics = applyEvent(v.topics, name, e, v.limit)
+		v.topics = wire.ApplyEvent(v.topics, name, e, v.limit)
 	case "message":
 		// retry-only frames
 	default:
 		v.problems = append(v.problems, "unknown event "+name)
 	}
-}
-
-// applyEvent is the client's rule for a delta: the same one the page follows.
-func applyEvent(ts []wire.Topic, name string, e wire.Event, limit int) []wire.Topic {
-	out := make([]wire.Topic, 0, len(ts)+1)
-	switch name {
-	case "topic.created":
-		inserted := false
-		for _, t := range ts {
-			if !inserted && t.ID < e.Topic.ID {
-				out = append(out, *e.Topic)
-				inserted = true
-			}
-			if t.ID != e.Topic.ID {
-				out = append(out, t)
-			}
-		}
-		if !inserted {
-			out = append(out, *e.Topic)
-		}
-		if limit > 0 && len(out) > limit {
-			out = out[:limit]
-		}
-	case "topic.updated":
-		for _, t := range ts {
-			if t.ID == e.Topic.ID {
-				t = *e.Topic
-			}
-			out = append(out, t)
-		}
-	case "topic.deleted":
-		for _, t := range ts {
-			if t.ID != e.ID {
-				out = append(out, t)
-			}
-		}
-	}
-	return out
 }
 
 // state returns what the client shows, in the shape of GET /api/topics.

@@ -133,7 +133,7 @@ func (b *browser) apply(ev sse.Event) {
 			b.problem("%s at version %d applied after %d: a gap or a repeat", ev.Name, e.Version, b.version)
 		}
 		b.version = e.Version
-		b.topics = applyEvent(b.topics, ev.Name, e, b.limit)
+		b.topics = wire.ApplyEvent(b.topics, ev.Name, e, b.limit)
 	default:
 		b.problem("unknown event %q", ev.Name)
 	}
@@ -144,44 +144,4 @@ func (b *browser) view() wire.List {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return wire.List{Version: b.version, Topics: append([]wire.Topic{}, b.topics...)}
-}
-
-// applyEvent applies a change to a window of topics the way README says a
-// client must: created goes in by id (newest first) and the window is cut
-// to limit; updated replaces; deleted removes.
-func applyEvent(ts []wire.Topic, name string, e wire.Event, limit int) []wire.Topic {
-	out := make([]wire.Topic, 0, len(ts)+1)
-	switch name {
-	case "topic.created":
-		inserted := false
-		for _, t := range ts {
-			if !inserted && t.ID < e.Topic.ID {
-				out = append(out, *e.Topic)
-				inserted = true
-			}
-			if t.ID != e.Topic.ID {
-				out = append(out, t)
-			}
-		}
-		if !inserted {
-			out = append(out, *e.Topic)
-		}
-		if limit > 0 && len(out) > limit {
-			out = out[:limit]
-		}
-	case "topic.updated":
-		for _, t := range ts {
-			if t.ID == e.Topic.ID {
-				t = *e.Topic
-			}
-			out = append(out, t)
-		}
-	case "topic.deleted":
-		for _, t := range ts {
-			if t.ID != e.ID {
-				out = append(out, t)
-			}
-		}
-	}
-	return out
 }

@@ -4,13 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/bbsboard/bbs/pkg/testenv"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,19 +24,13 @@ import (
 )
 
 const (
-	defaultPostgres = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	defaultRedis    = "redis://127.0.0.1:6379/0"
+	defaultRedis = "redis://127.0.0.1:6379/0"
 
-	postgresHelp = "start Postgres: apt-get install -y postgresql && pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start (or set TEST_DATABASE_URL)"
-	redisHelp    = "start Redis: apt-get install -y redis-server && redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no (or set TEST_REDIS_URL)"
+	redisHelp = "start Redis: apt-get install -y redis-server && redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no (or set TEST_REDIS_URL)"
 )
 
-// randomName returns prefix followed by 12 random hex digits.
-func randomName(prefix string) string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return prefix + hex.EncodeToString(b)
-}
+// randomName returns prefix followed by random hex digits.
+func randomName(prefix string) string { return testenv.Name(prefix) }
 
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
@@ -95,38 +87,7 @@ func goTool() string {
 // createDatabase creates an empty database and drops it when the test ends.
 func createDatabase(t *testing.T) string {
 	t.Helper()
-	admin := envOr("TEST_DATABASE_URL", defaultPostgres)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Fatalf("cannot reach Postgres: %v\n%s", err, postgresHelp)
-	}
-	defer conn.Close(context.Background())
-	name := randomName("bbs_e2e_")
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, admin)
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer c.Close(context.Background())
-		// FORCE: a replica killed by a test may leave a session behind.
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatalf("TEST_DATABASE_URL: %v", err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return testenv.PostgresURL(t)
 }
 
 // redisPrefix checks that Redis answers and returns a key prefix that is

@@ -1,0 +1,46 @@
+package wire
+
+// ApplyEvent applies one delta event to a window of topics (newest first)
+// the way every client must, so that the snapshot plus the deltas equal
+// GET /api/topics at the same version: a created topic goes in by id and
+// the window is cut to limit (0: no cut); an update replaces; a delete
+// removes. name is the SSE event name. The page's app.js follows the same
+// rule; tests and tools use this one.
+func ApplyEvent(ts []Topic, name string, e Event, limit int) []Topic {
+	out := make([]Topic, 0, len(ts)+1)
+	switch name {
+	case "topic.created":
+		inserted := false
+		for _, t := range ts {
+			if !inserted && t.ID < e.Topic.ID {
+				out = append(out, *e.Topic)
+				inserted = true
+			}
+			if t.ID != e.Topic.ID {
+				out = append(out, t)
+			}
+		}
+		if !inserted {
+			out = append(out, *e.Topic)
+		}
+		if limit > 0 && len(out) > limit {
+			out = out[:limit]
+		}
+	case "topic.updated":
+		for _, t := range ts {
+			if t.ID == e.Topic.ID {
+				t = *e.Topic
+			}
+			out = append(out, t)
+		}
+	case "topic.deleted":
+		for _, t := range ts {
+			if t.ID != e.ID {
+				out = append(out, t)
+			}
+		}
+	default:
+		return append(out, ts...)
+	}
+	return out
+}
