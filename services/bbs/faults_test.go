@@ -80,6 +80,12 @@ func (o outcome) String() string {
 
 // sendJSON makes one JSON request; it is safe from any goroutine.
 func sendJSON(method, url, token string, body any) outcome {
+	return sendWith(faultClient, method, url, token, body)
+}
+
+// sendWith is sendJSON through a client of the caller's (one with its own
+// timeout, say).
+func sendWith(client *http.Client, method, url, token string, body any) outcome {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -96,7 +102,7 @@ func sendJSON(method, url, token string, body any) outcome {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	start := time.Now()
-	resp, err := faultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return outcome{err: err, took: time.Since(start)}
 	}
@@ -712,37 +718,16 @@ func TestPostgresUnreachableHung(t *testing.T) {
 	// after 10s: a server without its own deadline is still waiting then.
 	const patience, bound = 10 * time.Second, 5 * time.Second
 	impatient := &http.Client{Timeout: patience}
-	request := func(method, url, token, body string) outcome {
-		req, _ := http.NewRequest(method, url, strings.NewReader(body))
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		start := time.Now()
-		resp, err := impatient.Do(req)
-		if err != nil {
-			return outcome{err: err, took: time.Since(start)}
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		o := outcome{status: resp.StatusCode, took: time.Since(start), body: data}
-		var e wire.Error
-		if json.Unmarshal(data, &e) == nil {
-			o.errCode = e.Error.Code
-		}
-		return o
-	}
+
 	writes := map[string]func() outcome{
 		"POST": func() outcome {
-			return request("POST", replicas[0].URL+"/api/topics", "", `{"comment":"refused during the partition"}`)
+			return sendWith(impatient, "POST", replicas[0].URL+"/api/topics", "", wire.CommentBody{Comment: "refused during the partition"})
 		},
 		"PATCH": func() outcome {
-			return request("PATCH", topicURL(replicas[1], first.Topic.ID), first.Token, `{"comment":"refused edit"}`)
+			return sendWith(impatient, "PATCH", topicURL(replicas[1], first.Topic.ID), first.Token, wire.CommentBody{Comment: "refused edit"})
 		},
 		"DELETE": func() outcome {
-			return request("DELETE", topicURL(replicas[0], second.Topic.ID), second.Token, "")
+			return sendWith(impatient, "DELETE", topicURL(replicas[0], second.Topic.ID), second.Token, nil)
 		},
 	}
 	var wg sync.WaitGroup
