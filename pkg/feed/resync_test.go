@@ -62,12 +62,21 @@ func TestResubscribeResyncs(t *testing.T) {
 	waitFor(t, "replica at v1", 5*time.Second, atVersion(r, 1))
 
 	rs.Stop()
-	// Written while Redis is down: committed, applied by the writer itself,
-	// and its notice lost.
+	// Written while Redis is down: the writer applies it at once; its
+	// notice is lost. (The writer's queue would retry the publish once
+	// Redis is back; the silent store stands for a notice that is really
+	// gone, so only the resubscribe can bring it.)
 	c := writer.write(t, "during the outage")
 	if v := writer.feed.Version(); v != c.Version {
 		t.Fatalf("writer at %d, want its own change %d at once", v, c.Version)
 	}
+	silent := openStore(t, s.dbURL)
+	_, hash := topic.NewToken()
+	_, lost, err := silent.Create(context.Background(), "notice lost for good", hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = lost[0]
 	time.Sleep(300 * time.Millisecond)
 	if v := r.feed.Version(); v != 1 {
 		t.Fatalf("replica at %d while Redis is down, want 1", v)
