@@ -278,7 +278,8 @@ func TestRateLimitDisabled(t *testing.T) {
 type streamAttempt struct {
 	status int
 	header http.Header
-	body   []byte // the error body when not 200
+	body   []byte         // the error body when not 200
+	resp   *http.Response // the open stream when 200
 	close  func()
 }
 
@@ -306,7 +307,7 @@ func tryStream(t testing.TB, url string) streamAttempt {
 		}
 	}
 	t.Cleanup(closeFn)
-	return streamAttempt{status: resp.StatusCode, header: resp.Header, close: closeFn}
+	return streamAttempt{status: resp.StatusCode, header: resp.Header, resp: resp, close: closeFn}
 }
 
 // checkStreamRefused fails unless s is the refusal status with code

@@ -441,25 +441,18 @@ type rawStream struct {
 	mu   sync.Mutex
 	buf  bytes.Buffer
 	more chan struct{}
-	stop context.CancelFunc
+	stop func()
 	done chan struct{}
 }
 
 func openRawStream(t testing.TB, url string) *rawStream {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/api/topics/stream", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatalf("stream: %v", err)
+	a := tryStream(t, url)
+	if a.status != http.StatusOK {
+		t.Fatalf("stream answered %d: %s", a.status, a.body)
 	}
-	if resp.StatusCode != http.StatusOK {
-		cancel()
-		resp.Body.Close()
-		t.Fatalf("stream answered %d", resp.StatusCode)
-	}
-	s := &rawStream{more: make(chan struct{}, 1), stop: cancel, done: make(chan struct{})}
+	resp := a.resp
+	s := &rawStream{more: make(chan struct{}, 1), stop: a.close, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		defer resp.Body.Close()
