@@ -7,7 +7,7 @@ STATICCHECK_VERSION := v0.8.2
 
 .DEFAULT_GOAL := help
 LB_PORT  ?= 8080
-.PHONY: help run build test e2e lint fmt vet staticcheck migrate clean cluster cluster-down nginx-conf
+.PHONY: help run build test e2e bench lint fmt vet staticcheck migrate clean cluster cluster-down nginx-conf
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,6 +23,14 @@ test: ## every test of every module but the browser's, with -race, against real 
 
 e2e: ## the page in headless Chromium against real replicas behind a load balancer; screenshots in screenshots/
 	$(GO) test -count=1 -timeout 5m ./services/e2e/...
+
+BENCH_FLAGS ?=
+bench: build ## figures (BENCHMARKS.md): broadcast benchmark, then a local cluster under load; JSON in results/
+	@command -v pgbench >/dev/null || { echo "installing pgbench (postgresql-contrib)"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql-contrib; }
+	$(GO) test -run '^$$' -bench Broadcast -benchmem -count 1 ./pkg/sse
+	$(GO) build -o $(BIN)/loadgen ./services/loadgen
+	$(BIN)/loadgen -bbs $(BIN)/bbs -out results $(BENCH_FLAGS)
 
 cluster: build ## the compose stack without Docker: Postgres, Redis, 3 replicas on :18081-18083, nginx on 127.0.0.1:8080 (LB_PORT)
 	BBS_BIN=$(BIN)/bbs LB_PORT=$(LB_PORT) bash services/lb/cluster.sh up
@@ -46,6 +54,7 @@ staticcheck: $(BIN)/staticcheck ## staticcheck over every module
 	cd services/bbs && $(BIN)/staticcheck ./...
 	cd services/deploytest && $(BIN)/staticcheck ./...
 	cd services/e2e && $(BIN)/staticcheck ./...
+	cd services/loadgen && $(BIN)/staticcheck ./...
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -15,6 +15,7 @@ import (
 // Config is everything the server reads from its environment.
 type Config struct {
 	HTTPAddr        string
+	DebugAddr       string // "": no pprof listener
 	DatabaseURL     string // "" or sqlite:PATH: embedded SQLite
 	RedisURL        string // "": in-process bus and cache, one replica
 	RedisPrefix     string // keys and channels live under it
@@ -41,6 +42,7 @@ func Load(getenv func(string) string) (Config, error) {
 	host, _ := os.Hostname()
 	c := Config{
 		HTTPAddr:        p.str("HTTP_ADDR", ":8080"),
+		DebugAddr:       p.str("DEBUG_ADDR", ""),
 		DatabaseURL:     p.str("DATABASE_URL", ""),
 		RedisURL:        p.str("REDIS_URL", ""),
 		RedisPrefix:     p.str("REDIS_PREFIX", "{bbs}"),
@@ -77,6 +79,7 @@ func Load(getenv func(string) string) (Config, error) {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("http_addr", c.HTTPAddr),
+		slog.String("debug_addr", c.DebugAddr),
 		slog.String("database", maskURL(c.DatabaseURL, "sqlite:bbs.db")),
 		slog.String("redis", maskURL(c.RedisURL, "in-process")),
 		slog.Bool("admin_token_set", c.AdminToken != ""),

@@ -88,6 +88,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	feedDone := make(chan struct{})
 	go func() { defer close(feedDone); fd.Run(feedCtx) }()
 
+	if cfg.DebugAddr != "" {
+		if err := serveDebug(feedCtx, cfg.DebugAddr, log); err != nil {
+			return fmt.Errorf("debug listener: %w", err)
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// fanoutResult is one fan-out point.
+type fanoutResult struct {
+	point
+	Writes               int     `json:"writes"`
+	WriteErrors          int64   `json:"write_errors"`
+	Deliveries           int     `json:"deliveries"`
+	DeliveriesPerSecond  float64 `json:"deliveries_per_second"`
+	Latency              spread  `json:"latency"`
+	Missing              int64   `json:"missing_events"`
+	Resyncs              int     `json:"resyncs"`
+	StreamsEnded         int     `json:"streams_ended"`
+	ServerCPUSeconds     float64 `json:"server_cpu_seconds"`
+	CPUPer1000Deliveries float64 `json:"cpu_seconds_per_1000_deliveries"`
+	LoaderCPUSeconds     float64 `json:"loader_cpu_seconds"`
+	Seconds              float64 `json:"seconds"`
+}
+
+func (b *bench) fanoutAll(ctx context.Context) error {
+	for _, p := range b.opts.points {
+		r, err := b.fanout(ctx, p)
+		if err != nil {
+			return fmt.Errorf("%d streams × %d/s: %w", p.Streams, p.Rate, err)
+		}
+		b.res.Fanout = append(b.res.Fanout, r)
+		b.printFanout(r)
+	}
+	return nil
+}
+
+// fanout grows the streams to p.Streams, then writes p.Rate creates per
+// second on random replicas for opts.duration and measures every event's
+// delay from its write's send to its arrival at each stream.
+func (b *bench) fanout(ctx context.Context, p point) (fanoutResult, error) {
+	if n := p.Streams - len(b.ss.streams); n > 0 {
+		if err := b.ss.open(ctx, n, b.targets(b.c.replicas), b.srcsSS); err != nil {
+			return fanoutResult{}, err
+		}
+	}
+	time.Sleep(time.Second) // let the connects' work finish before counting CPU
+	v0, err := b.version(ctx)
+	if err != nil {
+		return fanoutResult{}, err
+	}
+	if _, err := b.settle(ctx, v0, 10*time.Second); err != nil {
+		return fanoutResult{}, err
+	}
+	b.ss.take(v0) // drop what came before
+	pids := b.serverPIDs()
+	cpu0, err := cpuOf(pids...)
+	if err != nil {
+		return fanoutResult{}, err
+	}
+	self0, _ := cpuSeconds(os.Getpid())
+	profile := b.startProfile(ctx, p)
+
+	writes := int(float64(p.Rate) * b.opts.duration.Seconds())
+	interval := time.Second / time.Duration(p.Rate)
+	start := time.Now()
+	var (
+		wg     sync.WaitGroup
+		failed atomic.Int64
+	)
+	for i := range writes {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			select {
+			case <-ctx.Done():
+				return fanoutResult{}, ctx.Err()
+			case <-time.After(d):
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := b.w.create(ctx, b.randomTarget()); err != nil {
+				failed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	final, err := b.version(ctx)
+	if err != nil {
+		return fanoutResult{}, err
+	}
+	if _, err := b.settle(ctx, final, 10*time.Second); err != nil {
+		return fanoutResult{}, err
+	}
+	elapsed := time.Since(start)
+	cpu1, err := cpuOf(pids...)
+	if err != nil {
+		return fanoutResult{}, err
+	}
+	self1, _ := cpuSeconds(os.Getpid())
+	profile.Wait()
+	t := b.ss.take(final)
+	r := fanoutResult{
+		point:               p,
+		Writes:              writes,
+		WriteErrors:         failed.Load(),
+		Deliveries:          len(t.latencies),
+		DeliveriesPerSecond: float64(len(t.latencies)) / elapsed.Seconds(),
+		Missing:             t.missing,
+		Resyncs:             t.resyncs,
+		StreamsEnded:        t.ended,
+		ServerCPUSeconds:    cpu1 - cpu0,
+		LoaderCPUSeconds:    self1 - self0,
+		Seconds:             elapsed.Seconds(),
+		Latency:             spreadOfMicros(t.latencies),
+	}
+	if r.Deliveries > 0 {
+		r.CPUPer1000Deliveries = r.ServerCPUSeconds / float64(r.Deliveries) * 1000
+	}
+	return r, nil
+}
+
+// startProfile saves a CPU profile of replica 1 over the write window
+// when -profile is set.
+func (b *bench) startProfile(ctx context.Context, p point) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	r := b.c.replicas[0]
+	if b.opts.profileDir == "" || r.debug == "" {
+		return &wg
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		u := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", r.debug, max(1, int(b.opts.duration.Seconds())))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Fprintf(b.out, "  profile: %v\n", err)
+			return
+		}
+		defer resp.Body.Close()
+		_ = os.MkdirAll(b.opts.profileDir, 0o755)
+		name := filepath.Join(b.opts.profileDir, fmt.Sprintf("cpu-%dx%d.pprof", p.Streams, p.Rate))
+		f, err := os.Create(name)
+		if err != nil {
+			fmt.Fprintf(b.out, "  profile: %v\n", err)
+			return
+		}
+		defer f.Close()
+		_, _ = io.Copy(f, resp.Body)
+	}()
+	return &wg
+}
