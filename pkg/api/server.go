@@ -59,8 +59,13 @@ func New(cfg Config, log *slog.Logger, st *store.Store, f *feed.Feed, hub *sse.H
 // elsewhere, each after its own jittered delay.
 func (s *Server) Drain() {
 	s.draining.Store(true)
-	s.hub.Close()
+	s.hub.Close(s.goodbye)
 }
+
+// WaitStreams returns once every stream has ended after Drain, or cuts off
+// those left when ctx ends. net/http's Shutdown does not wait for them:
+// streams are taken over from it.
+func (s *Server) WaitStreams(ctx context.Context) error { return s.hub.Wait(ctx) }
 
 // Handler is the router.
 func (s *Server) Handler() http.Handler {

@@ -1,25 +1,40 @@
 package api
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"encoding/json"
+	"github.com/bbsboard/bbs/pkg/feed"
 	"github.com/bbsboard/bbs/pkg/sse"
+	"github.com/bbsboard/bbs/pkg/wire"
 	"github.com/gin-gonic/gin"
 )
-
-// maxBatch bounds how many queued frames go out before one flush.
-const maxBatch = 64
 
 // stream serves GET /api/topics/stream. See DESIGN.md's SSE contract: a
 // snapshot (or, on resume, exactly the missed events), then every change
 // as it happens, heartbeats from the hub, and on drain a jittered retry.
+//
+// Once the request is accepted the connection is taken over from net/http
+// and handed to the hub, which writes to it directly (see sse.Hub): the
+// handler's goroutine, its buffers and net/http's chunked writer would
+// otherwise cost every idle stream tens of KiB and every event a goroutine
+// hand-off. The response is delimited by the connection's close, as
+// HTTP/1.1 allows.
 func (s *Server) stream(c *gin.Context) {
 	if s.draining.Load() {
 		fail(c, http.StatusServiceUnavailable, "draining", "this replica is shutting down; reconnect")
+		return
+	}
+	if !s.feed.Ready() {
+		s.failErr(c, feed.ErrNotReady)
 		return
 	}
 	if s.cfg.MaxStreams > 0 && s.hub.Len() >= s.cfg.MaxStreams {
@@ -28,6 +43,7 @@ func (s *Server) stream(c *gin.Context) {
 		fail(c, http.StatusServiceUnavailable, "too_many_streams", "this replica holds as many streams as it may; retry")
 		return
 	}
+	release := func() {}
 	if s.cfg.MaxStreamsPerClient > 0 {
 		key := clientKey(clientIP(c.Request, s.cfg.TrustedProxies))
 		if !s.streams.acquire(key, s.cfg.MaxStreamsPerClient) {
@@ -36,108 +52,86 @@ func (s *Server) stream(c *gin.Context) {
 			fail(c, http.StatusTooManyRequests, "too_many_streams", "this address holds as many streams as it may; close one and retry")
 			return
 		}
-		defer s.streams.release(key)
+		release = func() { s.streams.release(key) }
 	}
 	lastID, resume := lastEventID(c.Request)
-	ctx := c.Request.Context()
-	sub, frames, err := s.feed.Subscribe(ctx, lastID, resume)
+	conn, _, err := http.NewResponseController(c.Writer).Hijack()
 	if err != nil {
-		s.failErr(c, err)
+		release()
+		s.log.Error("stream: cannot take over the connection", "err", err)
+		fail(c, http.StatusInternalServerError, "internal", "streams need an HTTP/1.1 connection")
 		return
 	}
-	defer func() { s.hub.Unsubscribe(sub) }()
 	s.m.StreamsOpen.Inc()
-	defer s.m.StreamsOpen.Dec()
+	st, err := s.hub.NewStream(conn, sse.StreamOptions{
+		WriteTimeout: s.cfg.WriteTimeout,
+		Resync:       s.resync,
+		OnClose: func() {
+			release()
+			s.m.StreamsOpen.Dec()
+		},
+	})
+	if err != nil {
+		release()
+		s.m.StreamsOpen.Dec()
+		writeUnavailable(conn, s.cfg.Replica)
+		conn.Close()
+		return
+	}
+	head := streamHead(c.Writer.Header())
+	if err := s.feed.Attach(c.Request.Context(), st, lastID, resume, head, sse.Retry(s.cfg.Retry.Milliseconds())); err != nil {
+		// Starting or shutting down since the checks above: nothing was
+		// written yet, so the client gets an ordinary 503.
+		writeUnavailable(conn, s.cfg.Replica)
+		st.Close()
+	}
+}
 
-	h := c.Writer.Header()
+// resync starts a stream again after it fell a whole queue behind: from the
+// last version it was sent, exactly the missed events while the backlog
+// still holds them, else a snapshot.
+func (s *Server) resync(st *sse.Stream, last int64) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.feed.Attach(ctx, st, last, true)
+}
+
+// goodbye is the last frame of a draining stream: a retry spread over the
+// jitter window, so the other replicas do not get every client at once.
+func (s *Server) goodbye() sse.Frame {
+	jitter := time.Duration(rand.Int64N(int64(s.cfg.DrainJitter) + 1))
+	return sse.Retry(jitter.Milliseconds())
+}
+
+// streamHead is the response's status line and headers: those the
+// middleware set and the stream's own.
+func streamHead(h http.Header) sse.Frame {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
-	c.Status(http.StatusOK)
-	out := &streamWriter{w: c.Writer, rc: http.NewResponseController(c.Writer), timeout: s.cfg.WriteTimeout}
-	out.add(sse.Retry(s.cfg.Retry.Milliseconds()))
-	out.add(frames...)
-	if out.flush() != nil {
-		return
-	}
-	s.m.EventsDelivered.Add(float64(len(frames)))
-
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case f := <-sub.Frames():
-			out.add(f)
-		batch:
-			for n := 1; n < maxBatch; n++ {
-				select {
-				case f := <-sub.Frames():
-					out.add(f)
-				default:
-					break batch
-				}
-			}
-			delivered := out.pendingEvents
-			if out.flush() != nil {
-				return
-			}
-			s.m.EventsDelivered.Add(float64(delivered))
-		case <-sub.Overflowed():
-			// This client fell a whole queue behind. Start it again from the
-			// last version it was sent: exactly the missed events while the
-			// backlog still holds them, else a snapshot.
-			s.hub.Unsubscribe(sub)
-			if sub, frames, err = s.feed.Subscribe(ctx, out.last, true); err != nil {
-				return
-			}
-			out.add(frames...)
-			if out.flush() != nil {
-				return
-			}
-		case <-sub.Closing():
-			// Draining: spread the reconnects over the jitter window so the
-			// other replicas do not get every client in the same instant.
-			jitter := time.Duration(rand.Int64N(int64(s.cfg.DrainJitter) + 1))
-			out.add(sse.Retry(jitter.Milliseconds()))
-			_ = out.flush()
-			return
-		}
-	}
+	h.Set("Connection", "close")
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = h.Write(&b)
+	b.WriteString("\r\n")
+	return sse.Frame{Data: b.Bytes()}
 }
 
-// streamWriter batches frames and flushes them with a deadline per write,
-// so a stalled client is cut off instead of holding its goroutine forever
-// (the server has no global WriteTimeout: streams are long-lived).
-type streamWriter struct {
-	w             http.ResponseWriter
-	rc            *http.ResponseController
-	timeout       time.Duration
-	buf           []byte
-	last          int64 // version of the last event written
-	pendingEvents int
-}
-
-func (o *streamWriter) add(frames ...sse.Frame) {
-	for _, f := range frames {
-		o.buf = append(o.buf, f.Data...)
-		if f.Version > 0 {
-			o.last = f.Version
-			o.pendingEvents++
-		}
+// writeUnavailable answers a taken-over connection with the 503 any other
+// request would get while the replica starts or drains.
+func writeUnavailable(conn net.Conn, replica string) {
+	body, _ := json.Marshal(wire.Error{Error: wire.ErrorBody{Code: "not_ready", Message: "this replica is starting or shutting down; try again"}})
+	resp := &http.Response{
+		StatusCode:    http.StatusServiceUnavailable,
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        http.Header{"Content-Type": {"application/json; charset=utf-8"}, "Retry-After": {"1"}, "X-Replica": {replica}},
+		ContentLength: int64(len(body)),
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		Close:         true,
 	}
-}
-
-func (o *streamWriter) flush() error {
-	if o.timeout > 0 {
-		_ = o.rc.SetWriteDeadline(time.Now().Add(o.timeout))
-	}
-	_, err := o.w.Write(o.buf)
-	if err == nil {
-		err = o.rc.Flush()
-	}
-	o.buf = o.buf[:0]
-	o.pendingEvents = 0
-	return err
+	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = resp.Write(conn)
 }
 
 // lastEventID reads Last-Event-ID (or ?lastEventId= for clients that

@@ -2,10 +2,12 @@ package feed_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/bbsboard/bbs/pkg/feed"
+	"github.com/bbsboard/bbs/pkg/sse"
 	"github.com/bbsboard/bbs/pkg/testenv"
 	"github.com/bbsboard/bbs/pkg/topic"
 )
@@ -17,10 +19,15 @@ import (
 func TestGapIsFetchedFromLog(t *testing.T) {
 	s := newSetup(t, "")
 	r := s.start(t, feed.Config{GapWait: 50 * time.Millisecond})
-	sub, _, err := r.feed.Subscribe(context.Background(), 0, true)
+	server, client := testenv.ConnPair(t)
+	st, err := r.hub.NewStream(server, sse.StreamOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := r.feed.Attach(context.Background(), st, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	events := sse.NewReader(client)
 
 	// v1 commits but is never announced (a replica died between COMMIT
 	// and PUBLISH, say); v2 is announced.
@@ -34,14 +41,14 @@ func TestGapIsFetchedFromLog(t *testing.T) {
 	other.write(t, "announced")
 
 	waitFor(t, "replica at v2", 5*time.Second, atVersion(r, 2))
-	for want := int64(1); want <= 2; want++ {
-		select {
-		case f := <-sub.Frames():
-			if f.Version != want {
-				t.Fatalf("frame for version %d, want %d", f.Version, want)
-			}
-		case <-time.After(time.Second):
-			t.Fatalf("no frame for version %d", want)
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for want := 1; want <= 2; want++ {
+		ev, err := events.Next()
+		if err != nil {
+			t.Fatalf("waiting for version %d: %v", want, err)
+		}
+		if ev.ID != strconv.Itoa(want) || ev.Name != "topic.created" {
+			t.Fatalf("event %s %q, want %d topic.created", ev.ID, ev.Name, want)
 		}
 	}
 	if n := testutilCount(r, "gap"); n < 1 {

@@ -16,13 +16,14 @@ var ErrNotReady = errors.New("feed not ready")
 // replica has not reached yet waits for the replica to catch up.
 const aheadWait = 2 * time.Second
 
-// Subscribe registers a stream and returns the frames it must send first.
-// Without resume that is a snapshot. With resume (Last-Event-ID: lastID)
-// it is exactly the frames after lastID, from memory or the change log, or
-// a snapshot when those cannot be known for sure. The subscription starts
-// under the same lock that orders broadcasts, so nothing falls between the
-// first frames and the live ones.
-func (f *Feed) Subscribe(ctx context.Context, lastID int64, resume bool) (*sse.Subscriber, []sse.Frame, error) {
+// Attach starts a stream: first (its response head, say), then the frames
+// it must see before the live ones. Without resume that is a snapshot.
+// With resume (Last-Event-ID: lastID) it is exactly the frames after
+// lastID, from memory or the change log, or a snapshot when those cannot
+// be known for sure. The stream is attached under the same lock that
+// orders broadcasts, so nothing falls between its first frames and the
+// live ones. A stream that overflowed is attached again the same way.
+func (f *Feed) Attach(ctx context.Context, st *sse.Stream, lastID int64, resume bool, first ...sse.Frame) error {
 	if resume && lastID > f.Version() {
 		// The client saw a version on another replica that this one has not
 		// applied yet; wait briefly rather than hand it an older snapshot.
@@ -40,24 +41,24 @@ func (f *Feed) Subscribe(ctx context.Context, lastID int64, resume bool) (*sse.S
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.ready {
-		return nil, nil, ErrNotReady
+		return ErrNotReady
 	}
-	sub, err := f.hub.Subscribe()
-	if err != nil {
-		return nil, nil, err
-	}
+	return f.hub.Attach(st, f.version, append(first, f.firstFramesLocked(lastID, resume, logged)...))
+}
+
+func (f *Feed) firstFramesLocked(lastID int64, resume bool, logged []topic.Change) []sse.Frame {
 	if resume && lastID == f.version {
-		return sub, nil, nil
+		return nil
 	}
 	if resume && lastID < f.version {
 		if frames, ok := f.ring.since(lastID); ok {
-			return sub, frames, nil
+			return frames
 		}
 		if frames, ok := f.replayLocked(lastID, logged); ok {
-			return sub, frames, nil
+			return frames
 		}
 	}
-	return sub, []sse.Frame{f.snapshotFrameLocked()}, nil
+	return []sse.Frame{f.snapshotFrameLocked()}
 }
 
 func (f *Feed) fromRing(lastID int64) ([]sse.Frame, bool) {

@@ -20,7 +20,6 @@ type Metrics struct {
 	EventsPublished  prometheus.Counter
 	PublishErrors    prometheus.Counter
 	EventsApplied    prometheus.Counter
-	EventsDelivered  prometheus.Counter
 	Resyncs          *prometheus.CounterVec
 	CacheHits        prometheus.Counter
 	CacheMisses      prometheus.Counter
@@ -42,7 +41,6 @@ func New() *Metrics {
 		EventsPublished:  prometheus.NewCounter(prometheus.CounterOpts{Name: "bbs_events_published_total", Help: "Change notices this replica published on the bus."}),
 		PublishErrors:    prometheus.NewCounter(prometheus.CounterOpts{Name: "bbs_publish_errors_total", Help: "Change notices that could not be published (other replicas catch up from the change log)."}),
 		EventsApplied:    prometheus.NewCounter(prometheus.CounterOpts{Name: "bbs_events_applied_total", Help: "Changes applied to this replica's topic list."}),
-		EventsDelivered:  prometheus.NewCounter(prometheus.CounterOpts{Name: "bbs_events_delivered_total", Help: "Event frames written to SSE streams."}),
 		Resyncs:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bbs_resyncs_total", Help: "Times this replica caught up with the change log or reloaded its list, by reason."}, []string{"reason"}),
 		CacheHits:        prometheus.NewCounter(prometheus.CounterOpts{Name: "bbs_cache_hits_total", Help: "Topic list reads served from the cache."}),
 		CacheMisses:      prometheus.NewCounter(prometheus.CounterOpts{Name: "bbs_cache_misses_total", Help: "Topic list reads that went to the database."}),
@@ -57,7 +55,6 @@ func New() *Metrics {
 	f(m.EventsPublished)
 	f(m.PublishErrors)
 	f(m.EventsApplied)
-	f(m.EventsDelivered)
 	f(m.Resyncs)
 	f(m.CacheHits)
 	f(m.CacheMisses)

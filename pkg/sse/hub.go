@@ -1,120 +1,176 @@
 package sse
 
 import (
+	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
 
-// ErrClosed is returned by Subscribe once the hub is shutting down.
+// ErrClosed is returned once the hub is shutting down.
 var ErrClosed = errors.New("sse hub closed")
 
-// Hub hands frames to subscribers. Broadcast never blocks: a subscriber
-// whose queue is full is marked overflowed and gets nothing more, so one
-// slow client can never hold up the others or make the server buffer
-// without bound; its stream resyncs it (see Subscriber.Overflowed).
+// Hub fans frames out to streams.
+//
+// Broadcast only queues a frame; fan-out goroutines (one per shard, a
+// shard per CPU) write it to each of their streams in turn with a
+// non-blocking write straight into the socket, which on a healthy client
+// always has room. Only a stream whose socket is full gets a goroutine of
+// its own, which finishes the write with a deadline and exits once the
+// client has caught up. So an event costs one system call per stream and
+// no goroutine hand-off, and an idle stream costs its socket, a small
+// struct and one goroutine parked on a read that notices the client
+// leaving. A stream that falls a whole queue behind is resynced (see
+// StreamOptions.Resync); it never holds up anyone else.
 type Hub struct {
-	queue int
+	queue  int
+	shards []*shard
+	next   atomic.Uint32
 
-	mu     sync.RWMutex
-	subs   map[*Subscriber]struct{}
+	mu     sync.Mutex // orders Attach against Close
 	closed bool
 
+	live      sync.WaitGroup // streams not yet detached
+	streams   atomic.Int64
 	overflows atomic.Int64
+	delivered atomic.Int64
 }
 
-// NewHub returns a hub whose subscribers queue at most queue frames.
+// NewHub returns a hub whose streams may each have at most queue frames
+// waiting to be written.
 func NewHub(queue int) *Hub {
-	if queue < 1 {
-		queue = 1
+	h := &Hub{queue: max(queue, 1)}
+	for range runtime.GOMAXPROCS(0) {
+		sh := &shard{hub: h, in: make(chan message, 4096)}
+		h.shards = append(h.shards, sh)
+		go sh.run()
 	}
-	return &Hub{queue: queue, subs: map[*Subscriber]struct{}{}}
+	return h
 }
 
-// Subscriber is one stream's end of the hub.
-type Subscriber struct {
-	frames   chan Frame
-	overflow chan struct{}
-	once     sync.Once
-	closing  chan struct{}
+// message is what a shard's fan-out goroutine is told to do next: write a
+// frame, or end its streams (on Close, with a goodbye frame each; on
+// Wait's deadline, at once).
+type message struct {
+	frame   Frame
+	goodbye func() Frame
+	kill    bool
 }
 
-// Frames delivers the frames broadcast since Subscribe, in order.
-func (s *Subscriber) Frames() <-chan Frame { return s.frames }
+type shard struct {
+	hub *Hub
+	in  chan message
 
-// Overflowed is closed when a frame was dropped because the queue was
-// full. The stream must then resync: nothing more is delivered.
-func (s *Subscriber) Overflowed() <-chan struct{} { return s.overflow }
+	mu      sync.Mutex
+	joining []*Stream // attached since the last message, not yet in streams
 
-// Closing is closed when the hub shuts down; the stream should tell its
-// client to reconnect elsewhere and end.
-func (s *Subscriber) Closing() <-chan struct{} { return s.closing }
+	streams []*Stream // owned by run
+}
 
-// Subscribe adds a subscriber. Callers that need "everything after version
-// V" call it while holding whatever lock orders their broadcasts.
-func (h *Hub) Subscribe() (*Subscriber, error) {
-	s := &Subscriber{
-		frames:   make(chan Frame, h.queue),
-		overflow: make(chan struct{}),
-		closing:  make(chan struct{}),
+func (sh *shard) run() {
+	for m := range sh.in {
+		sh.mu.Lock()
+		sh.streams = append(sh.streams, sh.joining...)
+		clear(sh.joining)
+		sh.joining = sh.joining[:0]
+		sh.mu.Unlock()
+
+		delivered := 0
+		kept := sh.streams[:0]
+		for _, s := range sh.streams {
+			var sent, dead bool
+			switch {
+			case m.kill:
+				s.kill()
+				dead = true
+			case m.goodbye != nil:
+				dead = s.end(m.goodbye())
+			default:
+				sent, dead = s.offer(m.frame)
+			}
+			if sent {
+				delivered++
+			}
+			if !dead {
+				kept = append(kept, s)
+			}
+		}
+		clear(sh.streams[len(kept):])
+		sh.streams = kept
+		if delivered > 0 {
+			sh.hub.delivered.Add(int64(delivered))
+		}
 	}
+}
+
+// Broadcast queues f for every stream. Callers serialise Broadcast calls
+// (and Attach) to keep one order for everybody.
+func (h *Hub) Broadcast(f Frame) {
+	for _, sh := range h.shards {
+		sh.in <- message{frame: f}
+	}
+}
+
+// Attach starts (or, after an overflow, restarts) s at version: first
+// are the frames that bring its client to version, and every broadcast
+// frame of a later version follows them. Call it under the lock that
+// orders Broadcast; frames of version or older that are still on their
+// way to the shards are skipped for s.
+func (h *Hub) Attach(s *Stream, version int64, first []Frame) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, ErrClosed
+		return ErrClosed
 	}
-	h.subs[s] = struct{}{}
-	return s, nil
-}
-
-// Unsubscribe removes s; it is safe to call more than once.
-func (h *Hub) Unsubscribe(s *Subscriber) {
-	h.mu.Lock()
-	delete(h.subs, s)
-	h.mu.Unlock()
-}
-
-// Broadcast queues f for every subscriber and returns how many took it.
-// Callers serialise Broadcast calls to keep one order for everybody.
-func (h *Hub) Broadcast(f Frame) (queued int) {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	for s := range h.subs {
-		select {
-		case s.frames <- f:
-			queued++
-		default:
-			if f.Version == 0 {
-				continue // a heartbeat is not needed by a stream that has frames waiting
-			}
-			s.once.Do(func() {
-				h.overflows.Add(1)
-				close(s.overflow)
-			})
-		}
+	s.restart(version, first)
+	if s.shard == nil {
+		s.shard = h.shards[int(h.next.Add(1))%len(h.shards)]
+		s.shard.mu.Lock()
+		s.shard.joining = append(s.shard.joining, s)
+		s.shard.mu.Unlock()
 	}
-	return queued
+	return nil
 }
 
-// Overflows counts subscribers that overflowed since the hub started.
+// Len is the number of open streams.
+func (h *Hub) Len() int { return int(h.streams.Load()) }
+
+// Overflows counts streams that fell a whole queue behind.
 func (h *Hub) Overflows() int64 { return h.overflows.Load() }
 
-// Len is the number of subscribers.
-func (h *Hub) Len() int {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return len(h.subs)
-}
+// Delivered counts event frames (not heartbeats) handed to the kernel
+// without waiting; frames a stream's own writer sends are counted by it.
+func (h *Hub) Delivered() int64 { return h.delivered.Load() }
 
-// Close refuses new subscribers and tells every current one to end.
-func (h *Hub) Close() {
+// Close refuses new streams and ends every current one after writing it
+// goodbye() (a jittered retry, say), once what it has waiting is written.
+func (h *Hub) Close(goodbye func() Frame) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return
 	}
 	h.closed = true
-	for s := range h.subs {
-		close(s.closing)
+	for _, sh := range h.shards {
+		sh.in <- message{goodbye: goodbye}
 	}
+}
+
+// Wait returns once every stream has ended. When ctx ends first, the
+// remaining streams are cut off, and Wait returns ctx's error once they
+// are gone.
+func (h *Hub) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { h.live.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	for _, sh := range h.shards {
+		sh.in <- message{kill: true}
+	}
+	<-done
+	return ctx.Err()
 }

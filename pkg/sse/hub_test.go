@@ -1,80 +1,238 @@
 package sse_test
 
 import (
+	"context"
+	"net"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/bbsboard/bbs/pkg/sse"
+	"github.com/bbsboard/bbs/pkg/testenv"
 )
 
-// TestSlowSubscriberOverflowsAlone: a subscriber that never reads fills its
-// queue and is marked overflowed; the others keep getting every frame, and
-// Broadcast never blocks.
-func TestSlowSubscriberOverflowsAlone(t *testing.T) {
-	h := sse.NewHub(4)
-	slow, _ := h.Subscribe()
-	fast, _ := h.Subscribe()
-	for v := int64(1); v <= 10; v++ {
-		h.Broadcast(sse.Encode(v, "e", nil))
-		if f := <-fast.Frames(); f.Version != v {
-			t.Fatalf("fast got %d, want %d", f.Version, v)
+func event(v int64) sse.Frame { return sse.Encode(v, "e", []byte("x")) }
+
+// attached returns a stream on a real loopback connection, attached at
+// version with first, and a reader of what its client receives.
+func attached(t *testing.T, h *sse.Hub, opts sse.StreamOptions, version int64, first ...sse.Frame) (*sse.Stream, net.Conn, *sse.Reader) {
+	t.Helper()
+	server, client := testenv.ConnPair(t)
+	st, err := h.NewStream(server, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Attach(st, version, first); err != nil {
+		t.Fatal(err)
+	}
+	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	return st, client, sse.NewReader(client)
+}
+
+func next(t *testing.T, r *sse.Reader) sse.Event {
+	t.Helper()
+	ev, err := r.Next()
+	if err != nil {
+		t.Fatalf("reading the stream: %v", err)
+	}
+	return ev
+}
+
+// TestAttachThenLive: a stream gets its first frames, then exactly the
+// broadcast frames after the version it was attached at; older ones still
+// on their way to the shards are skipped, not repeated.
+func TestAttachThenLive(t *testing.T) {
+	h := sse.NewHub(8)
+	h.Broadcast(event(1)) // queued before the stream attached at v1
+	_, _, r := attached(t, h, sse.StreamOptions{}, 1, sse.Encode(1, "snapshot", []byte("{}")))
+	h.Broadcast(event(1))
+	h.Broadcast(event(2))
+	h.Broadcast(sse.Comment("heartbeat"))
+	h.Broadcast(event(3))
+	for _, want := range []string{"1 snapshot", "2 e", "3 e"} {
+		if ev := next(t, r); ev.ID+" "+ev.Name != want {
+			t.Fatalf("got %s %s, want %s", ev.ID, ev.Name, want)
 		}
 	}
-	select {
-	case <-slow.Overflowed():
-	default:
-		t.Fatal("slow subscriber not marked overflowed")
+}
+
+// stalled returns a stream whose client reads nothing, with small socket
+// buffers so that its queue fills after a few frames.
+func stalled(t *testing.T, h *sse.Hub, opts sse.StreamOptions) net.Conn {
+	t.Helper()
+	server, client := testenv.ConnPair(t)
+	_ = server.(*net.TCPConn).SetWriteBuffer(4096)
+	_ = client.(*net.TCPConn).SetReadBuffer(4096)
+	st, err := h.NewStream(server, opts)
+	if err != nil {
+		t.Fatal(err)
 	}
-	select {
-	case <-fast.Overflowed():
-		t.Fatal("fast subscriber marked overflowed")
-	default:
+	if err := h.Attach(st, 0, nil); err != nil {
+		t.Fatal(err)
 	}
-	if len(slow.Frames()) != 4 || h.Overflows() != 1 {
-		t.Fatalf("slow queue %d, overflows %d", len(slow.Frames()), h.Overflows())
+	return client
+}
+
+func big(v int64) sse.Frame { return sse.Encode(v, "e", []byte(strings.Repeat("x", 16<<10))) }
+
+// TestStalledStreamOverflowsAlone: a client that reads nothing overflows
+// its queue and is cut off after WriteTimeout; a healthy client on the
+// same hub gets every frame in order meanwhile, and Broadcast never
+// blocks on the stalled one.
+func TestStalledStreamOverflowsAlone(t *testing.T) {
+	h := sse.NewHub(4)
+	var closed atomic.Bool
+	stalled(t, h, sse.StreamOptions{WriteTimeout: 300 * time.Millisecond, OnClose: func() { closed.Store(true) }})
+	_, _, fast := attached(t, h, sse.StreamOptions{}, 0)
+	const n = 200
+	for v := int64(1); v <= n; v++ {
+		h.Broadcast(big(v))
+	}
+	for v := 1; v <= n; v++ {
+		if ev := next(t, fast); ev.ID != itoa(int64(v)) {
+			t.Fatalf("fast client got %s, want %d", ev.ID, v)
+		}
+	}
+	if h.Overflows() != 1 {
+		t.Fatalf("overflows = %d, want 1", h.Overflows())
+	}
+	waitUntil(t, "stalled stream cut off", closed.Load)
+	waitUntil(t, "stalled stream gone from Len", func() bool { return h.Len() == 1 })
+}
+
+// TestOverflowResyncs: a client that stalls and then reads again is
+// resynced from the last version it was sent, once what was queued for
+// it is out, and then gets live frames again.
+func TestOverflowResyncs(t *testing.T) {
+	h := sse.NewHub(2)
+	var from atomic.Int64
+	var latest atomic.Int64
+	resync := func(st *sse.Stream, last int64) error {
+		from.Store(last)
+		v := latest.Load()
+		return h.Attach(st, v, []sse.Frame{sse.Encode(v, "snapshot", []byte("{}"))})
+	}
+	client := stalled(t, h, sse.StreamOptions{WriteTimeout: 10 * time.Second, Resync: resync})
+	const n = 100
+	for v := int64(1); v <= n; v++ {
+		latest.Store(v)
+		h.Broadcast(big(v))
+	}
+	waitUntil(t, "overflow", func() bool { return h.Overflows() == 1 })
+	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	r := sse.NewReader(client)
+	ev := next(t, r)
+	for ev.Name != "snapshot" { // the frames queued before the overflow
+		ev = next(t, r)
+	}
+	if ev.ID != itoa(n) || from.Load() < 1 || from.Load() >= n {
+		t.Fatalf("snapshot at %s after resync from %d, want %d after a version in 1..%d", ev.ID, from.Load(), n, n-1)
+	}
+	h.Broadcast(big(n + 1))
+	if ev := next(t, r); ev.ID != itoa(n+1) {
+		t.Fatalf("after the resync got %s, want %d", ev.ID, n+1)
 	}
 }
 
-// TestHeartbeatDoesNotOverflow: a full queue skips heartbeats quietly; only
-// a lost event is an overflow.
+// TestHeartbeatDoesNotOverflow: a stream with frames waiting skips
+// heartbeats quietly; only a lost event is an overflow.
 func TestHeartbeatDoesNotOverflow(t *testing.T) {
 	h := sse.NewHub(1)
-	s, _ := h.Subscribe()
-	h.Broadcast(sse.Encode(1, "e", nil))
-	h.Broadcast(sse.Comment("heartbeat"))
-	select {
-	case <-s.Overflowed():
-		t.Fatal("heartbeat overflowed a subscriber")
-	default:
+	stalled(t, h, sse.StreamOptions{WriteTimeout: 10 * time.Second})
+	h.Broadcast(big(1))
+	h.Broadcast(big(2)) // fills the socket; the rest waits in the queue
+	for range 20 {
+		h.Broadcast(sse.Comment("heartbeat"))
+	}
+	time.Sleep(100 * time.Millisecond) // let the shards work through them
+	if h.Overflows() != 0 {
+		t.Fatalf("heartbeats overflowed a stream: %d", h.Overflows())
 	}
 }
 
-func TestCloseEndsSubscribersAndRefusesNew(t *testing.T) {
-	h := sse.NewHub(1)
-	s, _ := h.Subscribe()
-	h.Close()
-	<-s.Closing()
-	if _, err := h.Subscribe(); err != sse.ErrClosed {
-		t.Fatalf("Subscribe after Close: %v", err)
+// TestCloseSaysGoodbye: Close writes each stream its goodbye after what it
+// had waiting, ends it, refuses new streams; Wait returns once all ended.
+func TestCloseSaysGoodbye(t *testing.T) {
+	h := sse.NewHub(8)
+	_, _, r := attached(t, h, sse.StreamOptions{}, 0)
+	h.Broadcast(event(1))
+	h.Close(func() sse.Frame { return sse.Retry(1234) })
+	if ev := next(t, r); ev.ID != "1" {
+		t.Fatalf("got %s, want event 1 before the goodbye", ev.ID)
+	}
+	if ev := next(t, r); ev.Retry != 1234 {
+		t.Fatalf("got %+v, want retry 1234", ev)
+	}
+	if _, err := r.Next(); err == nil {
+		t.Fatal("stream still open after its goodbye")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.Wait(ctx); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	server, _ := testenv.ConnPair(t)
+	if _, err := h.NewStream(server, sse.StreamOptions{}); err != sse.ErrClosed {
+		t.Fatalf("NewStream after Close: %v", err)
 	}
 }
 
-// BenchmarkBroadcast: one event to n subscribers. The frame is encoded once;
-// allocations per broadcast must not grow with n.
-func BenchmarkBroadcast(b *testing.B) {
-	for _, n := range []int{1, 1000, 10000} {
-		b.Run(itoa(int64(n)), func(b *testing.B) {
-			h := sse.NewHub(1 << 20 / n)
-			subs := make([]*sse.Subscriber, n)
-			for i := range subs {
-				subs[i], _ = h.Subscribe()
-			}
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				h.Broadcast(sse.Encode(int64(i+1), "topic.created", []byte(`{"version":1,"topic":{"id":1,"comment":"hello"}}`)))
-				for _, s := range subs {
-					<-s.Frames()
-				}
-			}
-		})
+// TestWaitCutsOffAtDeadline: a stream that cannot take its goodbye is cut
+// off when Wait's context ends.
+func TestWaitCutsOffAtDeadline(t *testing.T) {
+	h := sse.NewHub(8)
+	var closed atomic.Bool
+	stalled(t, h, sse.StreamOptions{WriteTimeout: time.Hour, OnClose: func() { closed.Store(true) }})
+	for v := int64(1); v <= 4; v++ {
+		h.Broadcast(big(v))
+	}
+	h.Close(func() sse.Frame { return sse.Retry(1) })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := h.Wait(ctx); err == nil {
+		t.Fatal("Wait returned nil with a stalled stream")
+	}
+	if !closed.Load() {
+		t.Fatal("stalled stream not closed when Wait gave up")
+	}
+}
+
+// TestClientLeaving: a client that closes its end ends the stream at once
+// (OnClose runs, Len drops), with nothing written to it.
+func TestClientLeaving(t *testing.T) {
+	h := sse.NewHub(8)
+	var closed atomic.Bool
+	_, client, _ := attached(t, h, sse.StreamOptions{OnClose: func() { closed.Store(true) }}, 0)
+	if h.Len() != 1 {
+		t.Fatalf("Len = %d, want 1", h.Len())
+	}
+	client.Close()
+	waitUntil(t, "OnClose after the client left", closed.Load)
+	if h.Len() != 0 {
+		t.Fatalf("Len = %d after the client left, want 0", h.Len())
+	}
+}
+
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+	}
+}
+
+// TestDirectWritesAfterDeadline: once a client that was behind catches up,
+// the deadline of its last blocking write must not fail later direct
+// writes.
+func TestDirectWritesAfterDeadline(t *testing.T) {
+	h := sse.NewHub(8)
+	_, _, r := attached(t, h, sse.StreamOptions{WriteTimeout: 50 * time.Millisecond}, 0, sse.Encode(0, "snapshot", []byte("{}")))
+	next(t, r) // written by the stream's writer, with a deadline
+	time.Sleep(100 * time.Millisecond)
+	h.Broadcast(event(1))
+	if ev := next(t, r); ev.ID != "1" {
+		t.Fatalf("got %s, want 1", ev.ID)
 	}
 }

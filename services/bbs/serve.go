@@ -65,6 +65,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	hub := sse.NewHub(streamQueue)
 	// Counted by the hub, where a queue overflows, so a stream that is
 	// stuck in a write (and never gets to notice) is counted too.
+	m.CounterFunc("bbs_events_delivered_total", "Event frames written to SSE streams.", func() float64 { return float64(hub.Delivered()) })
 	m.CounterFunc("bbs_stream_overflows_total", "Streams whose bounded queue overflowed (resynced or cut off).", func() float64 { return float64(hub.Overflows()) })
 	fd := feed.New(feed.Config{
 		Limit:      cfg.SnapshotLimit,
@@ -124,6 +125,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
 	err = httpSrv.Shutdown(shutdownCtx)
+	if werr := srv.WaitStreams(shutdownCtx); werr != nil {
+		log.Warn("streams cut off at the end of the grace period", "err", werr)
+	}
 	stopFeed()
 	<-feedDone
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
