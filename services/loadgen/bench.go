@@ -33,7 +33,12 @@ func newBench(ctx context.Context, o options, out io.Writer) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{opts: o, out: out, c: c, ss: &streamSet{}}
+	ps, err := newPollers()
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	b := &bench{opts: o, out: out, c: c, ss: &streamSet{pollers: ps}}
 	if b.db, err = pgx.Connect(ctx, c.dbURL); err != nil {
 		c.close()
 		return nil, err

@@ -147,6 +147,9 @@ func (c *cluster) startReplica(ctx context.Context, id string, debug bool) (*rep
 		"SHUTDOWN_GRACE=5s",
 		"DRAIN_JITTER=1s",
 	}
+	if v := os.Getenv("BENCH_GOMAXPROCS"); v != "" {
+		env = append(env, "GOMAXPROCS="+v)
+	}
 	if debug {
 		dport, err := freePort()
 		if err != nil {

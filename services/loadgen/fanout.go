@@ -20,10 +20,13 @@ type fanoutResult struct {
 	Deliveries           int     `json:"deliveries"`
 	DeliveriesPerSecond  float64 `json:"deliveries_per_second"`
 	Latency              spread  `json:"latency"`
+	WriteLatency         spread  `json:"write_latency"`
 	Missing              int64   `json:"missing_events"`
 	Resyncs              int     `json:"resyncs"`
 	StreamsEnded         int     `json:"streams_ended"`
 	ServerCPUSeconds     float64 `json:"server_cpu_seconds"`
+	RedisCPUSeconds      float64 `json:"redis_cpu_seconds"`
+	KernelShare          float64 `json:"server_cpu_kernel_share"`
 	CPUPer1000Deliveries float64 `json:"cpu_seconds_per_1000_deliveries"`
 	LoaderCPUSeconds     float64 `json:"loader_cpu_seconds"`
 	Seconds              float64 `json:"seconds"`
@@ -64,6 +67,8 @@ func (b *bench) fanout(ctx context.Context, p point) (fanoutResult, error) {
 	if err != nil {
 		return fanoutResult{}, err
 	}
+	redis0, _ := cpuSeconds(b.c.redis.Process.Pid)
+	kernel0 := kernelTime(pids...)
 	self0, _ := cpuSeconds(os.Getpid())
 	profile := b.startProfile(ctx, p)
 
@@ -73,6 +78,8 @@ func (b *bench) fanout(ctx context.Context, p point) (fanoutResult, error) {
 	var (
 		wg     sync.WaitGroup
 		failed atomic.Int64
+		mu     sync.Mutex
+		wlat   []time.Duration
 	)
 	for i := range writes {
 		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
@@ -85,9 +92,14 @@ func (b *bench) fanout(ctx context.Context, p point) (fanoutResult, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := b.w.create(ctx, b.randomTarget()); err != nil {
+			d, err := b.w.create(ctx, b.randomTarget())
+			if err != nil {
 				failed.Add(1)
+				return
 			}
+			mu.Lock()
+			wlat = append(wlat, d)
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
@@ -104,6 +116,8 @@ func (b *bench) fanout(ctx context.Context, p point) (fanoutResult, error) {
 		return fanoutResult{}, err
 	}
 	self1, _ := cpuSeconds(os.Getpid())
+	redis1, _ := cpuSeconds(b.c.redis.Process.Pid)
+	kernel1 := kernelTime(pids...)
 	profile.Wait()
 	t := b.ss.take(final)
 	r := fanoutResult{
@@ -116,9 +130,14 @@ func (b *bench) fanout(ctx context.Context, p point) (fanoutResult, error) {
 		Resyncs:             t.resyncs,
 		StreamsEnded:        t.ended,
 		ServerCPUSeconds:    cpu1 - cpu0,
+		RedisCPUSeconds:     redis1 - redis0,
+		WriteLatency:        spreadOfDurations(wlat),
 		LoaderCPUSeconds:    self1 - self0,
 		Seconds:             elapsed.Seconds(),
 		Latency:             spreadOfMicros(t.latencies),
+	}
+	if r.ServerCPUSeconds > 0 {
+		r.KernelShare = (kernel1 - kernel0) / r.ServerCPUSeconds
 	}
 	if r.Deliveries > 0 {
 		r.CPUPer1000Deliveries = r.ServerCPUSeconds / float64(r.Deliveries) * 1000

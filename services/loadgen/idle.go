@@ -23,7 +23,7 @@ type idleResult struct {
 // resident memory before and after.
 func (b *bench) idle(ctx context.Context) error {
 	b.ss.close() // the loader's own descriptors are limited too
-	b.ss = &streamSet{}
+	b.ss = &streamSet{pollers: b.ss.pollers}
 	r, err := b.c.startReplica(ctx, "idle", false)
 	if err != nil {
 		return err

@@ -14,26 +14,42 @@ const clockTick = 100
 
 // cpuSeconds is the user plus system CPU time a process has used.
 func cpuSeconds(pid int) (float64, error) {
+	u, s, err := cpuTimes(pid)
+	return u + s, err
+}
+
+// cpuTimes is the user and the system (kernel) CPU time of a process.
+func cpuTimes(pid int) (user, sys float64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// The command name may hold spaces; fields are counted after its ")".
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+		return 0, 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	// After ")": state is field 3 of stat(5), so utime (14) is f[11].
 	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+		return 0, 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
 	}
 	u, err1 := strconv.ParseInt(f[11], 10, 64)
 	s, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad times", pid)
+		return 0, 0, fmt.Errorf("/proc/%d/stat: bad times", pid)
 	}
-	return float64(u+s) / clockTick, nil
+	return float64(u) / clockTick, float64(s) / clockTick, nil
+}
+
+// kernelTime sums the system CPU time of several processes.
+func kernelTime(pids ...int) float64 {
+	var sum float64
+	for _, pid := range pids {
+		_, s, _ := cpuTimes(pid)
+		sum += s
+	}
+	return sum
 }
 
 // rssBytes is a process's resident set size.

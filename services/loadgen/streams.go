@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,7 +19,18 @@ import (
 // else: the last version seen, gaps, resyncs and the latency of each
 // bench event (its comment carries the writer's send time).
 type stream struct {
-	conn net.Conn
+	conn   net.Conn
+	fd     int32
+	poller *poller
+	ended  *atomic.Int64 // the set's count of streams that ended
+	first  chan error    // the first snapshot arrived, or the stream ended
+
+	// parser state, touched only by the poller
+	partial  []byte // a line not yet complete
+	id       int64
+	snapshot bool
+	data     []byte
+	signaled bool
 
 	mu        sync.Mutex
 	last      int64   // version of the last event or snapshot
@@ -32,6 +42,7 @@ type stream struct {
 
 // streamSet is the streams of one part of the bench.
 type streamSet struct {
+	pollers *pollers
 	streams []*stream
 	ended   atomic.Int64
 }
@@ -57,7 +68,7 @@ func (ss *streamSet) open(ctx context.Context, n int, targets []string, srcs []n
 	base := len(ss.streams)
 	fresh := make([]*stream, n)
 	for i := range fresh {
-		fresh[i] = &stream{}
+		fresh[i] = &stream{ended: &ss.ended, first: make(chan error, 1)}
 	}
 	ss.streams = append(ss.streams, fresh...)
 	for i, s := range fresh {
@@ -68,7 +79,7 @@ func (ss *streamSet) open(ctx context.Context, n int, targets []string, srcs []n
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := s.connect(ctx, target, src, &ss.ended); err != nil {
+			if err := s.connect(ctx, target, src, ss.pollers); err != nil {
 				errs <- err
 			}
 		}()
@@ -82,8 +93,8 @@ func (ss *streamSet) open(ctx context.Context, n int, targets []string, srcs []n
 }
 
 // connect dials from src, sends the request, and returns once the
-// snapshot arrived; a goroutine reads the rest.
-func (s *stream) connect(ctx context.Context, target string, src netip.Addr, ended *atomic.Int64) error {
+// snapshot arrived; from then on a poller reads the socket.
+func (s *stream) connect(ctx context.Context, target string, src netip.Addr, ps *pollers) error {
 	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), Timeout: 10 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
@@ -101,31 +112,23 @@ func (s *stream) connect(ctx context.Context, target string, src netip.Addr, end
 		conn.Close()
 		return fmt.Errorf("stream from %s to %s: %w", src, target, err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK || len(resp.TransferEncoding) > 0 {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		conn.Close()
-		return fmt.Errorf("stream from %s to %s: %s: %s", src, target, resp.Status, body)
+		return fmt.Errorf("stream from %s to %s: %s %v (want 200, not chunked): %s", src, target, resp.Status, resp.TransferEncoding, body)
 	}
-	first := make(chan error, 1)
-	go func() {
-		err := s.read(bufio.NewReaderSize(resp.Body, 8192), first)
-		s.mu.Lock()
-		s.err = err
-		s.mu.Unlock()
-		ended.Add(1)
-		select {
-		case first <- err:
-		default:
-		}
-	}()
-	select {
-	case err := <-first:
-		if err == nil {
-			_ = conn.SetDeadline(time.Time{})
-		}
-		return err
-	case <-ctx.Done():
+	_ = conn.SetDeadline(time.Time{})
+	buffered, _ := br.Peek(br.Buffered())
+	if err := ps.add(s, conn, buffered); err != nil {
 		conn.Close()
+		return err
+	}
+	select {
+	case err := <-s.first:
+		return err
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("stream from %s to %s: no snapshot within 30s", src, target)
+	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
@@ -139,53 +142,71 @@ var (
 	benchMark    = []byte(`"comment":"bench `)
 )
 
-// read parses events until the connection ends. It signals first after the
-// first snapshot.
-func (s *stream) read(r *bufio.Reader, first chan<- error) error {
-	var (
-		id       int64
-		snapshot bool
-		data     []byte
-		long     []byte // a data line longer than the buffer, assembled
-		sent     bool
-	)
-	for {
-		line, err := r.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			long = append(long[:0], line...)
-			for errors.Is(err, bufio.ErrBufferFull) {
-				line, err = r.ReadSlice('\n')
-				long = append(long, line...)
+// feed parses bytes read from the socket at now.
+func (s *stream) feed(p []byte, now int64) {
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			s.partial = append(s.partial, p...)
+			return
+		}
+		line := p[:i]
+		if len(s.partial) > 0 {
+			s.partial = append(s.partial, line...)
+			line = s.partial
+		}
+		s.line(bytes.TrimSuffix(line, []byte("\r")), now)
+		s.partial = shrink(s.partial)
+		p = p[i+1:]
+	}
+}
+
+// shrink empties a buffer, dropping it if a snapshot made it large: 10,000
+// idle streams must not each keep one.
+func shrink(b []byte) []byte {
+	if cap(b) > 4096 {
+		return nil
+	}
+	return b[:0]
+}
+
+func (s *stream) line(line []byte, now int64) {
+	switch {
+	case len(line) == 0: // end of event
+		if s.snapshot {
+			v := number(s.data, versionKey)
+			s.mu.Lock()
+			s.last, s.snapshots = v, s.snapshots+1
+			s.mu.Unlock()
+			if !s.signaled {
+				s.signaled = true
+				s.first <- nil
 			}
-			line = long
+		} else if s.id > 0 {
+			s.event(s.id, now, s.data)
 		}
-		if err != nil {
-			return err
-		}
-		line = bytes.TrimRight(line, "\r\n")
-		switch {
-		case len(line) == 0: // end of event
-			now := time.Now().UnixNano()
-			if snapshot {
-				v := number(data, versionKey)
-				s.mu.Lock()
-				s.last, s.snapshots = v, s.snapshots+1
-				s.mu.Unlock()
-				if !sent {
-					sent = true
-					first <- nil
-				}
-			} else if id > 0 {
-				s.event(id, now, data)
-			}
-			id, snapshot, data = 0, false, data[:0]
-		case bytes.HasPrefix(line, fieldID):
-			id, _ = strconv.ParseInt(string(line[len(fieldID):]), 10, 64)
-		case bytes.HasPrefix(line, fieldEvent):
-			snapshot = bytes.Equal(line[len(fieldEvent):], snapshotName)
-		case bytes.HasPrefix(line, fieldData):
-			data = append(data, line[len(fieldData):]...)
-		}
+		s.id, s.snapshot, s.data = 0, false, shrink(s.data)
+	case bytes.HasPrefix(line, fieldID):
+		s.id, _ = strconv.ParseInt(string(line[len(fieldID):]), 10, 64)
+	case bytes.HasPrefix(line, fieldEvent):
+		s.snapshot = bytes.Equal(line[len(fieldEvent):], snapshotName)
+	case bytes.HasPrefix(line, fieldData):
+		s.data = append(s.data, line[len(fieldData):]...)
+	}
+}
+
+// end records that the server closed the stream.
+func (s *stream) end(err error) {
+	if err == nil {
+		err = io.EOF
+	}
+	s.mu.Lock()
+	s.err = err
+	s.mu.Unlock()
+	s.ended.Add(1)
+	if !s.signaled {
+		s.signaled = true
+		s.first <- err
 	}
 }
 
@@ -262,6 +283,9 @@ func (ss *streamSet) caughtUp(v int64) bool {
 
 func (ss *streamSet) close() {
 	for _, s := range ss.streams {
+		if s.poller != nil {
+			s.poller.remove(s)
+		}
 		if s.conn != nil {
 			s.conn.Close()
 		}
