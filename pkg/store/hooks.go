@@ -42,7 +42,8 @@ func (r *topicRow) AfterDelete(tx *gorm.DB) error { return recordChange(tx, topi
 // recordChange assigns the change its version and writes it to the log.
 //
 // Why the order is safe: the version is the single row of bbs_version,
-// bumped with UPDATE ... RETURNING inside the write's own transaction. The
+// bumped with UPDATE ... RETURNING inside the write's own transaction (on
+// Postgres in the same statement that writes the log entry). The
 // UPDATE takes that row's lock and holds it until COMMIT or ROLLBACK. A
 // second writer, on any replica, blocks on the same row until the first
 // transaction ends; when it proceeds, Postgres (READ COMMITTED re-reads a
@@ -61,22 +62,54 @@ func recordChange(tx *gorm.DB, kind topic.Kind, r *topicRow) error {
 	if !ok {
 		return errNoOutbox
 	}
-	db := tx.Session(&gorm.Session{NewDB: true})
-	var version int64
-	if err := db.Raw("UPDATE bbs_version SET v = v + 1 WHERE id = 1 RETURNING v").Scan(&version).Error; err != nil {
-		return fmt.Errorf("bump version: %w", err)
-	}
-	if version == 0 {
-		return errors.New("bump version: bbs_version row missing (run bbs migrate)")
-	}
-	c := changeRow{Version: version, Kind: string(kind), TopicID: r.ID, CommitedAt: time.Now().UTC()}
+	c := changeRow{Kind: string(kind), TopicID: r.ID, CommitedAt: time.Now().UTC()}
 	if kind != topic.Deleted {
 		created, updated := r.CreatedAt.UTC(), r.UpdatedAt.UTC()
 		c.Comment, c.CreatedAt, c.UpdatedAt = &r.Comment, &created, &updated
 	}
-	if err := db.Create(&c).Error; err != nil {
-		return fmt.Errorf("log change %d: %w", version, err)
+	db := tx.Session(&gorm.Session{NewDB: true})
+	var err error
+	if tx.Dialector.Name() == "postgres" {
+		err = bumpAndLog(db, &c)
+	} else {
+		err = bumpThenLog(db, &c)
+	}
+	if err != nil {
+		return err
 	}
 	ob.changes = append(ob.changes, c.domain())
+	return nil
+}
+
+// bumpAndLog bumps the version and logs the change in one statement. The
+// version row stays locked from here to COMMIT, so every writer in the
+// cluster waits for that span: one round trip less in it is throughput.
+func bumpAndLog(db *gorm.DB, c *changeRow) error {
+	err := db.Raw(`WITH bumped AS (UPDATE bbs_version SET v = v + 1 WHERE id = 1 RETURNING v)
+INSERT INTO topic_changes (version, kind, topic_id, comment, created_at, updated_at, committed_at)
+SELECT v, ?::text, ?::bigint, ?::text, ?::timestamptz, ?::timestamptz, ?::timestamptz FROM bumped RETURNING version`,
+		c.Kind, c.TopicID, c.Comment, c.CreatedAt, c.UpdatedAt, c.CommitedAt).Scan(&c.Version).Error
+	if err != nil {
+		return fmt.Errorf("bump version and log change: %w", err)
+	}
+	if c.Version == 0 {
+		return errors.New("bump version: bbs_version row missing (run bbs migrate)")
+	}
+	return nil
+}
+
+// bumpThenLog is the same in two statements, for SQLite, whose WITH
+// clauses cannot change rows (and whose single writer makes the span
+// moot).
+func bumpThenLog(db *gorm.DB, c *changeRow) error {
+	if err := db.Raw("UPDATE bbs_version SET v = v + 1 WHERE id = 1 RETURNING v").Scan(&c.Version).Error; err != nil {
+		return fmt.Errorf("bump version: %w", err)
+	}
+	if c.Version == 0 {
+		return errors.New("bump version: bbs_version row missing (run bbs migrate)")
+	}
+	if err := db.Create(c).Error; err != nil {
+		return fmt.Errorf("log change %d: %w", c.Version, err)
+	}
 	return nil
 }

@@ -107,8 +107,7 @@ func (b *bench) throughput(ctx context.Context, name string, targets []string, d
 // the store's hooks send it (see pkg/store/write.go and hooks.go).
 const sameSQL = `BEGIN;
 INSERT INTO topics (comment, token_hash, created_at, updated_at, deleted_at) VALUES ('bench comment', '\x0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'::bytea, now(), now(), NULL) RETURNING id \gset
-UPDATE bbs_version SET v = v + 1 WHERE id = 1 RETURNING v \gset
-INSERT INTO topic_changes (version, kind, topic_id, comment, created_at, updated_at, committed_at) VALUES (:v, 'created', :id, 'bench comment', now(), now(), now());
+WITH bumped AS (UPDATE bbs_version SET v = v + 1 WHERE id = 1 RETURNING v) INSERT INTO topic_changes (version, kind, topic_id, comment, created_at, updated_at, committed_at) SELECT v, 'created', :id::bigint, 'bench comment', now(), now(), now() FROM bumped RETURNING version;
 COMMIT;
 `
 
