@@ -25,11 +25,7 @@ func (b *bench) cost(ctx context.Context, streams int) error {
 		}
 	}
 	rs := b.c.replicas
-	q0, err := metricSum(ctx, rs, "bbs_db_queries_total")
-	if err != nil {
-		return err
-	}
-	c0, err := commandStats(ctx, b.rdb)
+	q0, c0, err := b.counts(ctx, rs)
 	if err != nil {
 		return err
 	}
@@ -47,11 +43,7 @@ func (b *bench) cost(ctx context.Context, streams int) error {
 	if _, err := b.settle(ctx, final, 10*time.Second); err != nil {
 		return err
 	}
-	q1, err := metricSum(ctx, rs, "bbs_db_queries_total")
-	if err != nil {
-		return err
-	}
-	c1, err := commandStats(ctx, b.rdb)
+	q1, c1, err := b.counts(ctx, rs)
 	if err != nil {
 		return err
 	}
@@ -85,4 +77,13 @@ func (b *bench) settle(ctx context.Context, final int64, wait time.Duration) (bo
 		}
 	}
 	return true, nil
+}
+
+// counts reads the statements the replicas sent and the commands Redis ran.
+func (b *bench) counts(ctx context.Context, rs []*replica) (queries float64, commands map[string]int64, err error) {
+	if queries, err = metricSum(ctx, rs, "bbs_db_queries_total"); err != nil {
+		return 0, nil, err
+	}
+	commands, err = commandStats(ctx, b.rdb)
+	return queries, commands, err
 }

@@ -30,15 +30,7 @@ func (b *bench) idle(ctx context.Context) error {
 	}
 	defer r.stop()
 	time.Sleep(time.Second)
-	rss0, err := rssBytes(r.pid())
-	if err != nil {
-		return err
-	}
-	g0, err := metric(ctx, r, "go_goroutines")
-	if err != nil {
-		return err
-	}
-	h0, err := metric(ctx, r, "go_memstats_heap_inuse_bytes")
+	before, err := measureReplica(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -46,32 +38,24 @@ func (b *bench) idle(ctx context.Context) error {
 		return err
 	}
 	time.Sleep(3 * time.Second)
-	rss1, err := rssBytes(r.pid())
-	if err != nil {
-		return err
-	}
-	g1, err := metric(ctx, r, "go_goroutines")
-	if err != nil {
-		return err
-	}
-	h1, err := metric(ctx, r, "go_memstats_heap_inuse_bytes")
+	after, err := measureReplica(ctx, r)
 	if err != nil {
 		return err
 	}
 	n := float64(b.opts.idle)
-	per := float64(rss1-rss0) / n
+	per := float64(after.rss-before.rss) / n
 	res := idleResult{
 		Streams:             b.opts.idle,
-		RSSBeforeMiB:        float64(rss0) / (1 << 20),
-		RSSAfterMiB:         float64(rss1) / (1 << 20),
+		RSSBeforeMiB:        float64(before.rss) / (1 << 20),
+		RSSAfterMiB:         float64(after.rss) / (1 << 20),
 		KiBPerStream:        per / 1024,
-		HeapKiBPerStream:    (h1 - h0) / n / 1024,
-		GoroutinesPerStream: (g1 - g0) / n,
+		HeapKiBPerStream:    (after.heap - before.heap) / n / 1024,
+		GoroutinesPerStream: (after.goroutines - before.goroutines) / n,
 		OpenFileLimit:       openFileLimit(),
 		Limit:               "memory",
 	}
 	if per > 0 {
-		res.StreamsIn2GiB = int(float64(int64(2<<30)-rss0) / per)
+		res.StreamsIn2GiB = int(float64(int64(2<<30)-before.rss) / per)
 	}
 	if lim, err := strconv.Atoi(res.OpenFileLimit); err == nil && lim < res.StreamsIn2GiB {
 		res.Limit = "open files (" + res.OpenFileLimit + " per process): memory alone would allow " + strconv.Itoa(res.StreamsIn2GiB)
@@ -80,4 +64,24 @@ func (b *bench) idle(ctx context.Context) error {
 	b.printIdle(res)
 	b.ss.close()
 	return nil
+}
+
+// replicaMemory is what one replica holds at a moment.
+type replicaMemory struct {
+	rss        int64
+	heap       float64
+	goroutines float64
+}
+
+func measureReplica(ctx context.Context, r *replica) (replicaMemory, error) {
+	var m replicaMemory
+	var err error
+	if m.rss, err = rssBytes(r.pid()); err != nil {
+		return m, err
+	}
+	if m.goroutines, err = metric(ctx, r, "go_goroutines"); err != nil {
+		return m, err
+	}
+	m.heap, err = metric(ctx, r, "go_memstats_heap_inuse_bytes")
+	return m, err
 }
