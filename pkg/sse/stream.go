@@ -67,9 +67,9 @@ func (h *Hub) NewStream(conn net.Conn, opts StreamOptions) (*Stream, error) {
 	return s, nil
 }
 
-// watch waits for the client to go away. A client sends nothing after its
-// request, so any read that returns ends the stream (including a
-// half-close: an EventSource never does that).
+// watch waits for the client to go away. Bytes a client sends after its
+// request are ignored; end of file (a half-close too, which an EventSource
+// never does) or an error ends the stream.
 func (s *Stream) watch() {
 	var b [1]byte
 	for {
