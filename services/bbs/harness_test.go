@@ -251,6 +251,12 @@ func (v *view) connect(url, lastID string) {
 		cancel()
 		v.t.Fatalf("%s: stream answered %d %q", v.name, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
+	// The head the stream writes itself, once it took the connection over.
+	h := resp.Header
+	if h.Get("Cache-Control") != "no-cache" || h.Get("X-Accel-Buffering") != "no" || h.Get("X-Replica") == "" || !resp.Close {
+		cancel()
+		v.t.Fatalf("%s: stream head %v (close %v), want no-cache, X-Accel-Buffering: no, X-Replica, Connection: close", v.name, h, resp.Close)
+	}
 	v.mu.Lock()
 	v.cancel = cancel
 	v.ended = make(chan struct{})
