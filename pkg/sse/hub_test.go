@@ -236,3 +236,59 @@ func TestDirectWritesAfterDeadline(t *testing.T) {
 		t.Fatalf("got %s, want 1", ev.ID)
 	}
 }
+
+// TestChurnKeepsOrder: streams come and go while frames are broadcast.
+// Every stream that stays gets every frame after the version it was
+// attached at, once and in order; the hub ends up counting only those.
+func TestChurnKeepsOrder(t *testing.T) {
+	h := sse.NewHub(64)
+	const frames = 300
+	type kept struct {
+		from int64
+		r    *sse.Reader
+	}
+	var (
+		version atomic.Int64
+		stay    []kept
+		done    = make(chan struct{})
+	)
+	go func() { // the broadcaster; Attach happens under the same order
+		defer close(done)
+		for v := int64(1); v <= frames; v++ {
+			version.Store(v)
+			h.Broadcast(event(v))
+			if v%10 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	for i := 0; i < 200; i++ {
+		server, client := testenv.ConnPair(t)
+		st, err := h.NewStream(server, sse.StreamOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The broadcaster may be ahead of the version read here: Attach
+		// must skip what it already covers, and only that.
+		v := version.Load()
+		if err := h.Attach(st, v, nil); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			client.Close() // leaves at once
+		} else {
+			_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+			stay = append(stay, kept{from: v, r: sse.NewReader(client)})
+		}
+	}
+	<-done
+	for _, k := range stay {
+		for want := k.from + 1; want <= frames; want++ {
+			if ev := next(t, k.r); ev.ID != itoa(want) {
+				t.Fatalf("stream attached at %d got %s, want %d", k.from, ev.ID, want)
+			}
+		}
+	}
+	n := len(stay)
+	waitUntil(t, "only the staying streams counted", func() bool { return h.Len() == n })
+}
