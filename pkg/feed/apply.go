@@ -64,13 +64,18 @@ func (f *Feed) settleGapLocked() {
 		f.gapTimer.Stop()
 		f.gapTimer = nil
 	}
+	f.dropAppliedLocked()
+	if len(f.pending) > 0 {
+		f.armGapLocked()
+	}
+}
+
+// dropAppliedLocked forgets pending changes the feed has reached by now.
+func (f *Feed) dropAppliedLocked() {
 	for v := range f.pending {
 		if v <= f.version {
 			delete(f.pending, v)
 		}
-	}
-	if len(f.pending) > 0 {
-		f.armGapLocked()
 	}
 }
 
@@ -98,7 +103,7 @@ func (f *Feed) applyLocked(c topic.Change) {
 		}
 	}
 	f.version = c.Version
-	f.snapshot = nil
+	f.snapshot = encoded{}
 	frame := encodeChange(c)
 	f.ring.push(frame)
 	f.hub.Broadcast(frame)
@@ -121,13 +126,9 @@ func (f *Feed) replaceLocked(page topic.Page) bool {
 	}
 	f.topics = slices.Clone(topics)
 	f.version = page.Version
-	f.snapshot = nil
+	f.snapshot = encoded{}
 	f.ring.reset()
-	for v := range f.pending {
-		if v <= f.version {
-			delete(f.pending, v)
-		}
-	}
+	f.dropAppliedLocked()
 	f.m.Version.Set(float64(f.version))
 	if f.ready {
 		f.hub.Broadcast(f.snapshotFrameLocked())
@@ -136,17 +137,30 @@ func (f *Feed) replaceLocked(page topic.Page) bool {
 	return true
 }
 
+// encoded is the window at one version as it leaves the process: the body
+// of GET /api/topics and of the cache, and the snapshot event.
+type encoded struct {
+	list  []byte
+	frame sse.Frame
+}
+
 // snapshotLocked returns the encoded list at f.version, encoding it once
 // per version however many streams, reads and cache writes ask for it.
 func (f *Feed) snapshotLocked() []byte {
-	if f.snapshot == nil {
-		f.snapshot, _ = json.Marshal(wire.List{Version: f.version, Topics: wire.FromTopics(f.topics), Limit: f.cfg.Limit})
+	if f.snapshot.list == nil {
+		f.snapshot.list, _ = json.Marshal(wire.List{Version: f.version, Topics: wire.FromTopics(f.topics), Limit: f.cfg.Limit})
 	}
-	return f.snapshot
+	return f.snapshot.list
 }
 
+// snapshotFrameLocked is the snapshot event at f.version, also encoded once
+// per version: a burst of thousands of streams connecting (after a replica
+// restarts, say) shares one frame instead of each copying the window.
 func (f *Feed) snapshotFrameLocked() sse.Frame {
-	return sse.Encode(f.version, "snapshot", f.snapshotLocked())
+	if f.snapshot.frame.Data == nil {
+		f.snapshot.frame = sse.Encode(f.version, "snapshot", f.snapshotLocked())
+	}
+	return f.snapshot.frame
 }
 
 // byIDDesc orders the window newest first.

@@ -95,7 +95,7 @@ type Feed struct {
 	topics   []topic.Topic // newest first, at most cfg.Limit
 	pending  map[int64]topic.Change
 	ring     ring
-	snapshot []byte // encoded wire.List at version; nil when stale
+	snapshot encoded // the window at version, encoded once; zero when stale
 	gapTimer *time.Timer
 
 	syncReq chan string
