@@ -12,6 +12,9 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
+// notReady is the answer while the replica starts or drains.
+var notReady = wire.ErrorBody{Code: "not_ready", Message: "this replica is starting or shutting down; try again"}
+
 // fail answers with the standard error body.
 func fail(c *gin.Context, status int, code, message string) {
 	c.AbortWithStatusJSON(status, wire.Error{Error: wire.ErrorBody{Code: code, Message: message}})
@@ -36,7 +39,7 @@ func (s *Server) failErr(c *gin.Context, err error) {
 		fail(c, http.StatusServiceUnavailable, "unavailable", "the database is unavailable; nothing was written, try again shortly")
 	case errors.Is(err, feed.ErrNotReady), errors.Is(err, sse.ErrClosed):
 		c.Header("Retry-After", "1")
-		fail(c, http.StatusServiceUnavailable, "not_ready", "this replica is starting or shutting down; try again")
+		c.AbortWithStatusJSON(http.StatusServiceUnavailable, wire.Error{Error: notReady})
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads the answer, and it is no
 		// server error.

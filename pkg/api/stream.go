@@ -120,7 +120,7 @@ func streamHead(h http.Header) sse.Frame {
 // writeUnavailable answers a taken-over connection with the 503 any other
 // request would get while the replica starts or drains.
 func writeUnavailable(conn net.Conn, replica string) {
-	body, _ := json.Marshal(wire.Error{Error: wire.ErrorBody{Code: "not_ready", Message: "this replica is starting or shutting down; try again"}})
+	body, _ := json.Marshal(wire.Error{Error: notReady})
 	resp := &http.Response{
 		StatusCode:    http.StatusServiceUnavailable,
 		ProtoMajor:    1,

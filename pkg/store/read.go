@@ -9,13 +9,15 @@ import (
 	"gorm.io/gorm"
 )
 
+const selectVersion = "SELECT v FROM bbs_version WHERE id = 1"
+
 // Page returns up to limit live topics, newest first, with ids below before
 // (0: from the newest), and the version they were read at. Both come from
 // one database snapshot, so the page is exactly the board at that version.
 func (s *Store) Page(ctx context.Context, before int64, limit int) (topic.Page, error) {
 	var page topic.Page
 	err := s.readTx(ctx, func(tx *gorm.DB) error {
-		if err := tx.Raw("SELECT v FROM bbs_version WHERE id = 1").Scan(&page.Version).Error; err != nil {
+		if err := tx.Raw(selectVersion).Scan(&page.Version).Error; err != nil {
 			return err
 		}
 		q := tx.Order("id DESC").Limit(limit)
@@ -58,7 +60,7 @@ func (s *Store) Version(ctx context.Context) (int64, error) {
 	ctx, cancel := bounded(ctx)
 	defer cancel()
 	var v int64
-	err := s.db.WithContext(ctx).Raw("SELECT v FROM bbs_version WHERE id = 1").Scan(&v).Error
+	err := s.db.WithContext(ctx).Raw(selectVersion).Scan(&v).Error
 	return v, classify("read version", err)
 }
 
