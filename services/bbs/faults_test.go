@@ -86,20 +86,9 @@ func sendJSON(method, url, token string, body any) outcome {
 // sendWith is sendJSON through a client of the caller's (one with its own
 // timeout, say).
 func sendWith(client *http.Client, method, url, token string, body any) outcome {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, url, rd)
+	req, err := testenv.JSONRequest(method, url, token, body)
 	if err != nil {
 		return outcome{err: err}
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	start := time.Now()
 	resp, err := client.Do(req)
@@ -538,15 +527,9 @@ func TestLostNoticesFoundByPeriodicCheck(t *testing.T) {
 // restarting anything and every client converges.
 func TestPostgresUnreachable(t *testing.T) {
 	c := newCluster(t, "") // migrates through the real address
-	realURL, err := url.Parse(c.base["DATABASE_URL"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.StartProxy(t, realURL.Host)
-	proxied := *realURL
-	proxied.Host = proxy.Addr()
+	proxy, proxied := databaseProxy(t, c)
 	env := faultEnv(map[string]string{
-		"DATABASE_URL":  proxied.String(),
+		"DATABASE_URL":  proxied,
 		"VERSION_CHECK": "300ms",
 		"SSE_HEARTBEAT": "200ms",
 	})
@@ -678,14 +661,8 @@ func TestPostgresUnreachable(t *testing.T) {
 // and nothing refused was written.
 func TestPostgresUnreachableHung(t *testing.T) {
 	c := newCluster(t, "")
-	realURL, err := url.Parse(c.base["DATABASE_URL"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.StartProxy(t, realURL.Host)
-	proxied := *realURL
-	proxied.Host = proxy.Addr()
-	env := faultEnv(map[string]string{"DATABASE_URL": proxied.String(), "VERSION_CHECK": "300ms"})
+	proxy, proxied := databaseProxy(t, c)
+	env := faultEnv(map[string]string{"DATABASE_URL": proxied, "VERSION_CHECK": "300ms"})
 	replicas := startReplicas(c, env, "r1", "r2")
 	views := watchEach(t, replicas, 1)
 	first, second := replicas[0].create(t, "before the partition"), replicas[1].create(t, "also before")
@@ -854,4 +831,17 @@ func waitShown(t *testing.T, views []*view, id int64, within time.Duration) time
 		}
 	}
 	return time.Since(start)
+}
+
+// databaseProxy puts a TCP proxy between the replicas and the cluster's
+// database and returns it with the database URL through it.
+func databaseProxy(t *testing.T, c *cluster) (*testenv.Proxy, string) {
+	t.Helper()
+	u, err := url.Parse(c.base["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.StartProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	return proxy, u.String()
 }

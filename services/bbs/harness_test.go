@@ -158,33 +158,16 @@ func (r *replica) stop() {
 // do sends a request and decodes a JSON answer into out (if non-nil).
 func do(t testing.TB, method, url, token string, body any, out any) int {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+	o := sendWith(http.DefaultClient, method, url, token, body)
+	if o.err != nil {
+		t.Fatalf("%s %s: %v", method, url, o.err)
 	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("%s %s: %d %q: %v", method, url, resp.StatusCode, data, err)
+	if out != nil && len(o.body) > 0 {
+		if err := json.Unmarshal(o.body, out); err != nil {
+			t.Fatalf("%s %s: %d %q: %v", method, url, o.status, o.body, err)
 		}
 	}
-	return resp.StatusCode
+	return o.status
 }
 
 func (r *replica) create(t testing.TB, comment string) wire.Created {
@@ -323,6 +306,13 @@ func (v *view) apply(name, data, id string) {
 }
 
 // state returns what the client shows, in the shape of GET /api/topics.
+// seen is the versions the view has applied, in order.
+func (v *view) seen() []int64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]int64(nil), v.versions...)
+}
+
 func (v *view) state() wire.List {
 	v.mu.Lock()
 	defer v.mu.Unlock()

@@ -53,9 +53,7 @@ func TestResumeFromChangeLog(t *testing.T) {
 	v.version = 1
 	v.mu.Unlock()
 	v.waitVersion(4, 5*time.Second)
-	v.mu.Lock()
-	seen := append([]int64(nil), v.versions...)
-	v.mu.Unlock()
+	seen := v.seen()
 	if len(seen) != 3 || seen[0] != 2 {
 		t.Fatalf("late replica delivered %v, want deltas [2 3 4]", seen)
 	}
@@ -74,9 +72,7 @@ func TestResumeUnknownGetsSnapshot(t *testing.T) {
 	// up, then answers with what it knows for sure.
 	v := watch(t, "client", r1.URL, "99")
 	v.waitVersion(2, 5*time.Second)
-	v.mu.Lock()
-	seen := append([]int64(nil), v.versions...)
-	v.mu.Unlock()
+	seen := v.seen()
 	if len(seen) != 1 || seen[0] != 2 {
 		t.Fatalf("got versions %v, want one snapshot at 2", seen)
 	}

@@ -168,9 +168,7 @@ func TestSlowAndStalledClients(t *testing.T) {
 	for _, v := range normal {
 		v.check()
 		sameList(t, v.name, v.state(), want)
-		v.mu.Lock()
-		seen := append([]int64(nil), v.versions...)
-		v.mu.Unlock()
+		seen := v.seen()
 		inOrder := len(seen) == int(written)+1
 		for i := 0; inOrder && i < len(seen); i++ {
 			inOrder = seen[i] == int64(i)

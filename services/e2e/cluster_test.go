@@ -340,23 +340,9 @@ var apiClient = &http.Client{Timeout: 10 * time.Second}
 
 func apiDo(t *testing.T, method, url, token string, body any) (int, []byte) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, url, rd)
+	req, err := testenv.JSONRequest(method, url, token, body)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	res, err := apiClient.Do(req)
 	if err != nil {
