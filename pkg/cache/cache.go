@@ -17,27 +17,29 @@ import (
 type Memory struct {
 	mu      sync.Mutex
 	version int64
+	stamp   int64
 	data    []byte
 }
 
 // NewMemory returns an empty in-process cache.
 func NewMemory() *Memory { return &Memory{} }
 
-// Load returns the snapshot; version 0 means there is none.
-func (m *Memory) Load(context.Context) (int64, []byte, error) {
+// Load returns the snapshot with its version and the stamp of the change
+// that made that version; version 0 means there is none.
+func (m *Memory) Load(context.Context) (version, stamp int64, data []byte, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.version, m.data, nil
+	return m.version, m.stamp, m.data, nil
 }
 
 // Store keeps data unless a snapshot at version or newer is there.
-func (m *Memory) Store(_ context.Context, version int64, data []byte) (bool, error) {
+func (m *Memory) Store(_ context.Context, version, stamp int64, data []byte) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if version <= m.version {
 		return false, nil
 	}
-	m.version, m.data = version, data
+	m.version, m.stamp, m.data = version, stamp, data
 	return true, nil
 }
 
@@ -48,8 +50,8 @@ func (m *Memory) Version(context.Context) (int64, error) {
 	return m.version, nil
 }
 
-// Redis keeps the snapshot in one hash: field v is the version, field d
-// the encoded list. One key means one slot on a Redis Cluster, and a Lua
+// Redis keeps the snapshot in one hash: field v is the version, s the
+// stamp of the change that made it, d the encoded list. One key means one slot on a Redis Cluster, and a Lua
 // script makes the compare-and-set atomic.
 type Redis struct {
 	rdb redis.UniversalClient
@@ -65,30 +67,36 @@ func NewRedis(rdb redis.UniversalClient, key string) *Redis {
 var storeIfNewer = redis.NewScript(`
 local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if tonumber(ARGV[1]) <= cur then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 's', ARGV[2], 'd', ARGV[3])
 return 1`)
 
-// Load returns the snapshot; version 0 means there is none.
-func (r *Redis) Load(ctx context.Context) (int64, []byte, error) {
-	vals, err := r.rdb.HMGet(ctx, r.key, "v", "d").Result()
+// Load returns the snapshot with its version and the stamp of the change
+// that made that version; version 0 means there is none. A snapshot
+// without a stamp (written before stamps existed) reads as stamp 0.
+func (r *Redis) Load(ctx context.Context) (version, stamp int64, data []byte, err error) {
+	vals, err := r.rdb.HMGet(ctx, r.key, "v", "s", "d").Result()
 	if err != nil {
-		return 0, nil, fmt.Errorf("load snapshot: %w", err)
+		return 0, 0, nil, fmt.Errorf("load snapshot: %w", err)
 	}
 	vs, ok1 := vals[0].(string)
-	d, ok2 := vals[1].(string)
+	d, ok2 := vals[2].(string)
 	if !ok1 || !ok2 {
-		return 0, nil, nil
+		return 0, 0, nil, nil
 	}
-	v, err := strconv.ParseInt(vs, 10, 64)
-	if err != nil {
-		return 0, nil, fmt.Errorf("load snapshot: bad version %q", vs)
+	if version, err = strconv.ParseInt(vs, 10, 64); err != nil {
+		return 0, 0, nil, fmt.Errorf("load snapshot: bad version %q", vs)
 	}
-	return v, []byte(d), nil
+	if ss, ok := vals[1].(string); ok {
+		if stamp, err = strconv.ParseInt(ss, 10, 64); err != nil {
+			return 0, 0, nil, fmt.Errorf("load snapshot: bad stamp %q", ss)
+		}
+	}
+	return version, stamp, []byte(d), nil
 }
 
 // Store keeps data unless a snapshot at version or newer is there already.
-func (r *Redis) Store(ctx context.Context, version int64, data []byte) (bool, error) {
-	n, err := storeIfNewer.Run(ctx, r.rdb, []string{r.key}, version, data).Int()
+func (r *Redis) Store(ctx context.Context, version, stamp int64, data []byte) (bool, error) {
+	n, err := storeIfNewer.Run(ctx, r.rdb, []string{r.key}, version, stamp, data).Int()
 	if err != nil {
 		return false, fmt.Errorf("store snapshot: %w", err)
 	}

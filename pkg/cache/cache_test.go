@@ -11,8 +11,8 @@ import (
 )
 
 type snapshotCache interface {
-	Load(ctx context.Context) (int64, []byte, error)
-	Store(ctx context.Context, version int64, data []byte) (bool, error)
+	Load(ctx context.Context) (version, stamp int64, data []byte, err error)
+	Store(ctx context.Context, version, stamp int64, data []byte) (bool, error)
 	Version(ctx context.Context) (int64, error)
 }
 
@@ -33,24 +33,24 @@ func TestOlderNeverOverwritesNewer(t *testing.T) {
 	for name, c := range caches(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			if v, data, err := c.Load(ctx); err != nil || v != 0 || data != nil {
+			if v, _, data, err := c.Load(ctx); err != nil || v != 0 || data != nil {
 				t.Fatalf("empty cache: %d %q %v", v, data, err)
 			}
 			var wg sync.WaitGroup
 			for v := int64(1); v <= 50; v++ {
 				wg.Go(func() {
-					if _, err := c.Store(ctx, v, []byte{byte(v)}); err != nil {
+					if _, err := c.Store(ctx, v, v, []byte{byte(v)}); err != nil {
 						t.Error(err)
 					}
 				})
 			}
 			wg.Wait()
-			if ok, _ := c.Store(ctx, 7, []byte("old")); ok {
+			if ok, _ := c.Store(ctx, 7, 7, []byte("old")); ok {
 				t.Fatal("stored version 7 over 50")
 			}
-			v, data, err := c.Load(ctx)
-			if err != nil || v != 50 || len(data) != 1 || data[0] != 50 {
-				t.Fatalf("cache holds %d %q (%v), want 50", v, data, err)
+			v, stamp, data, err := c.Load(ctx)
+			if err != nil || v != 50 || stamp != 50 || len(data) != 1 || data[0] != 50 {
+				t.Fatalf("cache holds %d (stamp %d) %q (%v), want 50", v, stamp, data, err)
 			}
 			if v, _ := c.Version(ctx); v != 50 {
 				t.Fatalf("Version = %d", v)

@@ -27,6 +27,13 @@ func (f *Feed) offerLocked(c topic.Change) {
 		// follows it will bring this change.
 		return
 	}
+	if c.Kind == topic.Reset {
+		// The history was rewritten up there: what follows cannot be
+		// applied on top of what we hold. The catch-up finds the reset in
+		// the log and takes a snapshot.
+		f.requestSync("reset")
+		return
+	}
 	if c.Version > f.version+1 {
 		if len(f.pending) < f.cfg.Backlog {
 			// Beyond that many, the catch-up reads them from the log anyway.
@@ -70,6 +77,16 @@ func (f *Feed) settleGapLocked() {
 	}
 }
 
+// dropPendingAboveLocked forgets pending notices of versions the database
+// has not committed (as of a read of its head).
+func (f *Feed) dropPendingAboveLocked(head int64) {
+	for v := range f.pending {
+		if v > head {
+			delete(f.pending, v)
+		}
+	}
+}
+
 // dropAppliedLocked forgets pending changes the feed has reached by now.
 func (f *Feed) dropAppliedLocked() {
 	for v := range f.pending {
@@ -101,8 +118,15 @@ func (f *Feed) applyLocked(c topic.Change) {
 		if i, found := slices.BinarySearchFunc(f.topics, c.ID, byIDDesc); found {
 			f.topics = slices.Delete(f.topics, i, i+1)
 		}
+		// The topic that slides into the first page, read by the writer at
+		// this very version (wire.ApplyEvent is the same rule for clients).
+		if c.Fill != nil && len(f.topics) < f.cfg.Limit {
+			if i, found := slices.BinarySearchFunc(f.topics, c.Fill.ID, byIDDesc); !found {
+				f.topics = slices.Insert(f.topics, i, *c.Fill)
+			}
+		}
 	}
-	f.version = c.Version
+	f.version, f.stamp = c.Version, c.Stamp
 	f.snapshot = encoded{}
 	frame := encodeChange(c)
 	f.ring.push(frame)
@@ -125,7 +149,7 @@ func (f *Feed) replaceLocked(page topic.Page) bool {
 		topics = topics[:f.cfg.Limit]
 	}
 	f.topics = slices.Clone(topics)
-	f.version = page.Version
+	f.version, f.stamp = page.Version, page.Stamp
 	f.snapshot = encoded{}
 	f.ring.reset()
 	f.dropAppliedLocked()

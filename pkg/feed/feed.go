@@ -17,12 +17,15 @@ import (
 )
 
 // Log is what the feed reads from the database: the change log, pages of
-// topics and the latest version. Postgres and SQLite both provide it.
+// topics and the head (latest version and its stamp); and where it starts
+// a new history when the database went back in time. Postgres and SQLite
+// both provide it.
 type Log interface {
 	Page(ctx context.Context, before int64, limit int) (topic.Page, error)
-	ChangesSince(ctx context.Context, version int64, max int) ([]topic.Change, error)
-	Version(ctx context.Context) (int64, error)
-	Prune(ctx context.Context, keep int64, maxAge time.Duration) (int64, error)
+	ChangesSince(ctx context.Context, version int64, max int) (topic.History, error)
+	Head(ctx context.Context) (version, stamp int64, err error)
+	Prune(ctx context.Context, keep int64, maxAge time.Duration, floor int64) (int64, error)
+	Rebase(ctx context.Context, floor int64, limit int) (topic.Page, topic.Change, error)
 }
 
 // Bus carries change notices between replicas, at most once (Redis pub/sub
@@ -32,11 +35,12 @@ type Bus interface {
 	Subscribe(ctx context.Context, handle func(msg []byte), resubscribed func()) error
 }
 
-// Cache holds the shared snapshot, never replacing a newer one with an
-// older one (Redis or in-process).
+// Cache holds the shared snapshot with its version and the stamp of the
+// change that made it, never replacing a newer one with an older one
+// (Redis or in-process).
 type Cache interface {
-	Load(ctx context.Context) (version int64, data []byte, err error)
-	Store(ctx context.Context, version int64, data []byte) (stored bool, err error)
+	Load(ctx context.Context) (version, stamp int64, data []byte, err error)
+	Store(ctx context.Context, version, stamp int64, data []byte) (stored bool, err error)
 	Version(ctx context.Context) (int64, error)
 }
 
@@ -92,6 +96,7 @@ type Feed struct {
 	cond     *sync.Cond // signalled whenever version moves
 	ready    bool
 	version  int64
+	stamp    int64         // of the change that made version: which history we are on
 	topics   []topic.Topic // newest first, at most cfg.Limit
 	pending  map[int64]topic.Change
 	ring     ring

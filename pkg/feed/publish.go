@@ -16,13 +16,23 @@ import (
 // the change through their periodic check.
 func (f *Feed) Publish(changes []topic.Change) {
 	for _, c := range changes {
-		f.offer(c)
-		if f.Version() < c.Version {
+		f.mu.Lock()
+		had := f.ready && c.Version <= f.version
+		f.offerLocked(c)
+		behind := f.ready && f.version < c.Version
+		f.mu.Unlock()
+		switch {
+		case behind:
 			// Our own change waits behind versions we have not seen. They
 			// committed before ours, so the log has them now: fetch them at
 			// once rather than after the gap wait, so the writer's streams
 			// show the write it just acknowledged.
 			f.requestSync("own write")
+		case had:
+			// The database handed out a version we already hold: it went
+			// back in time (a restore, a failover), or a catch-up was just
+			// faster than us. The catch-up tells the two apart.
+			f.requestSync("own write known")
 		}
 		select {
 		case f.pubQ <- c:
@@ -70,11 +80,11 @@ func (f *Feed) publish(ctx context.Context, c topic.Change) {
 // cache keeps it only if it holds nothing as new.
 func (f *Feed) storeCache(ctx context.Context) {
 	f.mu.Lock()
-	v, data := f.version, f.snapshotLocked()
+	v, stamp, data := f.version, f.stamp, f.snapshotLocked()
 	f.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if _, err := f.cache.Store(ctx, v, data); err != nil {
+	if _, err := f.cache.Store(ctx, v, stamp, data); err != nil {
 		f.m.CacheErrors.Inc()
 	}
 }

@@ -34,7 +34,9 @@ func (f *Feed) Attach(ctx context.Context, st *sse.Stream, lastID int64, resume 
 	if resume && lastID < f.Version() {
 		if _, ok := f.fromRing(lastID); !ok {
 			// Older than memory reaches: the change log may still have it.
-			logged, _ = f.db.ChangesSince(ctx, lastID, catchUpMax)
+			if h, err := f.db.ChangesSince(ctx, lastID, catchUpMax); err == nil {
+				logged = h.Changes
+			}
 		}
 	}
 
@@ -76,7 +78,9 @@ func (f *Feed) replayLocked(lastID int64, logged []topic.Change) ([]sse.Frame, b
 		if c.Version > f.version {
 			break
 		}
-		if c.Version != next {
+		if c.Version != next || c.Kind == topic.Reset {
+			// A hole, or a new history started after lastID: lastID may
+			// name a change the database no longer has.
 			return nil, false
 		}
 		frames = append(frames, encodeChange(c))

@@ -36,7 +36,7 @@ func (f *Feed) Run(ctx context.Context) {
 		case <-heartbeat.C:
 			f.hub.Broadcast(beat)
 		case <-prune.C:
-			if n, err := f.db.Prune(ctx, f.cfg.PruneKeep, f.cfg.PruneAge); err != nil {
+			if n, err := f.db.Prune(ctx, f.cfg.PruneKeep, f.cfg.PruneAge, f.pruneFloor(ctx)); err != nil {
 				f.log.Warn("prune change log", "err", err)
 			} else if n > 0 {
 				f.log.Info("pruned change log", "entries", n)
@@ -60,13 +60,38 @@ func (f *Feed) subscribe(ctx context.Context) {
 	}
 }
 
+// onNotice offers a notice from the bus. A notice that is malformed, or
+// that claims a version further ahead than any backlog we keep, is not
+// applied: it is only a reason to read the database.
 func (f *Feed) onNotice(msg []byte) {
 	var n wire.Notice
-	if err := json.Unmarshal(msg, &n); err != nil || n.Version <= 0 {
+	err := json.Unmarshal(msg, &n)
+	if err == nil {
+		err = n.Validate()
+	}
+	if err != nil {
 		f.log.Warn("bad bus notice dropped", "err", err, "len", len(msg))
+		f.requestSync("bad notice")
+		return
+	}
+	if n.Version > f.Version()+int64(f.cfg.Backlog) {
+		f.requestSync("notice far ahead")
 		return
 	}
 	f.offer(n.Change())
+}
+
+// pruneFloor is the oldest change-log entry this replica knows to be
+// needed: its own version (to check its history against the database's)
+// and the shared cache's (for replicas that start from it).
+func (f *Feed) pruneFloor(ctx context.Context) int64 {
+	floor := f.Version()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if cv, err := f.cache.Version(ctx); err == nil && cv > 0 {
+		floor = min(floor, cv)
+	}
+	return floor
 }
 
 // load reads the first snapshot, from the shared cache when it has one
@@ -111,7 +136,7 @@ func (f *Feed) firstPage(ctx context.Context) (topic.Page, string, error) {
 func (f *Feed) cachedPage(ctx context.Context) (topic.Page, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	v, data, err := f.cache.Load(ctx)
+	v, stamp, data, err := f.cache.Load(ctx)
 	if err != nil {
 		f.m.CacheErrors.Inc()
 		return topic.Page{}, false
@@ -120,18 +145,27 @@ func (f *Feed) cachedPage(ctx context.Context) (topic.Page, bool) {
 	if v == 0 || json.Unmarshal(data, &list) != nil || list.Version != v {
 		return topic.Page{}, false
 	}
-	page := topic.Page{Version: v, Topics: make([]topic.Topic, len(list.Topics))}
+	page := topic.Page{Version: v, Stamp: stamp, Topics: make([]topic.Topic, len(list.Topics))}
 	for i, t := range list.Topics {
 		page.Topics[i] = t.Domain()
 	}
 	return page, true
 }
 
-// sync brings the feed to the latest committed version: replaying the
-// change log when it reaches back far enough (the usual case: a lost
-// notice, a resubscribe), else reloading a snapshot from the shared cache
-// or, failing that, the database. With the database down it takes a newer
-// snapshot from the cache if there is one.
+// sync brings the feed to the database's state. The database is the truth:
+// the feed never takes itself to be current without the database agreeing
+// on both the version and the stamp of the change that made it.
+//
+//   - Same history, behind: replay the change log when it reaches back to
+//     the feed's version and up to the head (the usual case: a lost
+//     notice, a resubscribe); else take a snapshot.
+//   - A different history (the database restored to an earlier point, or
+//     a standby that lost commits): unless somebody already started a new
+//     history above us, start one (Rebase), so no version we or our
+//     clients hold can be mistaken for one of the new history.
+//
+// With the database down it takes a newer snapshot from the shared cache
+// if there is one.
 func (f *Feed) sync(ctx context.Context, reason string) {
 	if !f.Ready() {
 		return // load has not finished; it syncs when it does
@@ -143,8 +177,10 @@ func (f *Feed) sync(ctx context.Context, reason string) {
 		f.settleGapLocked()
 		f.mu.Unlock()
 	}()
-	from := f.Version()
-	changes, err := f.db.ChangesSince(ctx, from, catchUpMax)
+	f.mu.Lock()
+	from, stamp := f.version, f.stamp
+	f.mu.Unlock()
+	h, err := f.db.ChangesSince(ctx, from, catchUpMax)
 	if err != nil {
 		if page, ok := f.cachedPage(ctx); ok {
 			f.mu.Lock()
@@ -157,51 +193,145 @@ func (f *Feed) sync(ctx context.Context, reason string) {
 		f.log.Warn("catch up: change log unreadable", "reason", reason, "err", err)
 		return
 	}
-	if len(changes) == 0 {
-		return
-	}
-	if changes[0].Version == from+1 && len(changes) < catchUpMax {
+	f.mu.Lock()
+	// Notices of versions the database does not have are not to be trusted
+	// (a hostile or garbled publisher): forget them rather than wait.
+	f.dropPendingAboveLocked(h.Head)
+	f.mu.Unlock()
+
+	rewound := crossesReset(h.Changes)
+	switch {
+	case diverged(h, from, stamp) && !rewound:
+		f.rebase(ctx, reason, from, h)
+	case h.Head == from:
+		// Current: the database agrees on version and stamp.
+	case !rewound && replayable(h, from):
+		// Counted before the version moves, so whoever sees it moved sees
+		// the count too.
+		f.m.Resyncs.WithLabelValues(reason).Inc()
 		f.mu.Lock()
-		for _, c := range changes {
+		// The log's entries win over notices that claim the same versions.
+		for v := range f.pending {
+			if v <= h.Head {
+				delete(f.pending, v)
+			}
+		}
+		for _, c := range h.Changes {
 			f.offerLocked(c)
 		}
 		f.mu.Unlock()
-		f.m.Resyncs.WithLabelValues(reason).Inc()
-		return
+	default:
+		f.snapshotFrom(ctx, reason, h)
 	}
-	// Too far behind, or the log was pruned past us: take a whole snapshot,
-	// from the cache if it is new enough, so replicas don't all hit Postgres.
+}
+
+// diverged reports that the database's history is not the one the feed
+// applied up to from: it is behind from, or the change it holds at from
+// (or at its head, when that is from) has another stamp. A pruned entry at
+// from proves nothing either way.
+func diverged(h topic.History, from, stamp int64) bool {
+	switch {
+	case h.Head < from:
+		return true
+	case from == 0:
+		return false
+	case h.AtFound:
+		return h.At != stamp
+	case h.Head == from:
+		return h.HeadStamp != stamp
+	}
+	return false
+}
+
+// replayable: the log continues the feed's own history (its entry at from
+// is there and agrees, or from is the empty board) without a hole, up to
+// the head.
+func replayable(h topic.History, from int64) bool {
+	n := len(h.Changes)
+	return (from == 0 || h.AtFound) && n > 0 && h.Changes[0].Version == from+1 && h.Changes[n-1].Version == h.Head
+}
+
+// crossesReset reports a new history started among the changes.
+func crossesReset(changes []topic.Change) bool {
+	for _, c := range changes {
+		if c.Kind == topic.Reset {
+			return true
+		}
+	}
+	return false
+}
+
+// snapshotFrom replaces the window with the board at the database's head:
+// from the shared cache when it holds exactly that version of the same
+// history (so replicas don't all hit Postgres), else from the database.
+func (f *Feed) snapshotFrom(ctx context.Context, reason string, h topic.History) {
 	page, ok := f.cachedPage(ctx)
-	if !ok || page.Version < changes[len(changes)-1].Version {
+	if !ok || page.Version != h.Head || page.Stamp != h.HeadStamp {
+		var err error
 		if page, err = f.db.Page(ctx, 0, f.cfg.Limit); err != nil {
 			f.log.Warn("catch up: reload", "reason", reason, "err", err)
 			return
 		}
 	}
+	f.m.Resyncs.WithLabelValues(reason + "/snapshot").Inc()
 	f.mu.Lock()
 	f.replaceLocked(page)
 	f.mu.Unlock()
 	f.storeCache(ctx)
-	f.m.Resyncs.WithLabelValues(reason + "/snapshot").Inc()
 }
 
-// check compares the feed's version with the database's (the shared
-// cache's when the database is down): a notice lost without any
-// disconnect, or a write whose replica died between COMMIT and PUBLISH,
-// shows up here within CheckEvery.
+// rebase starts a new history above everything this replica and the shared
+// cache have seen, adopts the database's board at it, and tells the other
+// replicas (they find the reset in the log and take a snapshot).
+func (f *Feed) rebase(ctx context.Context, reason string, from int64, h topic.History) {
+	floor := from
+	if cv, err := f.cache.Version(ctx); err == nil {
+		floor = max(floor, cv)
+	}
+	page, c, err := f.db.Rebase(ctx, floor, f.cfg.Limit)
+	if err != nil {
+		f.log.Warn("database history differs from this replica's; new history not started", "reason", reason, "err", err)
+		return
+	}
+	f.log.Warn("database history differs from this replica's: adopted the database's board in a new history",
+		"reason", reason, "replica_version", from, "database_version", h.Head, "new_version", page.Version)
+	f.m.Resyncs.WithLabelValues(reason + "/rebase").Inc()
+	f.mu.Lock()
+	f.replaceLocked(page)
+	f.mu.Unlock()
+	f.storeCache(ctx)
+	select {
+	case f.pubQ <- c:
+	default:
+		f.m.PublishErrors.Inc()
+	}
+}
+
+// check compares the feed's version and stamp with the database's head
+// (with the shared cache's version when the database is down): a notice
+// lost without any disconnect, a write whose replica died between COMMIT
+// and PUBLISH, or a database that went back in time shows up here within
+// CheckEvery.
 func (f *Feed) check(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	latest, err := f.db.Version(ctx)
+	latest, stamp, err := f.db.Head(ctx)
 	if err != nil {
 		if latest, err = f.cache.Version(ctx); err != nil {
 			return
 		}
+		f.mu.Lock()
+		behind := f.ready && latest > f.version
+		f.mu.Unlock()
+		if behind {
+			f.requestSync("check")
+		}
+		return
 	}
 	f.mu.Lock()
-	behind := f.ready && latest > f.version
+	off := f.ready && (latest != f.version || stamp != f.stamp)
 	f.mu.Unlock()
-	if behind {
+	if off {
 		f.requestSync("check")
 	}
 }

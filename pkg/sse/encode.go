@@ -23,11 +23,11 @@ type Frame struct {
 func Encode(id int64, event string, data []byte) Frame {
 	var b bytes.Buffer
 	b.Grow(len(data) + len(event) + 40)
-	if id > 0 {
-		b.WriteString("id: ")
-		b.WriteString(strconv.FormatInt(id, 10))
-		b.WriteByte('\n')
-	}
+	// Every event carries its id, the empty board's version 0 included: a
+	// client that reconnects must be able to say where it was.
+	b.WriteString("id: ")
+	b.WriteString(strconv.FormatInt(id, 10))
+	b.WriteByte('\n')
 	if event != "" {
 		b.WriteString("event: ")
 		writeLine(&b, []byte(event))

@@ -16,6 +16,11 @@ func TestEncode(t *testing.T) {
 	if f.Version != 7 {
 		t.Fatalf("version %d", f.Version)
 	}
+	// The empty board is version 0, and its snapshot carries id: 0 like
+	// every event (it had none before).
+	if got := string(sse.Encode(0, "snapshot", []byte("{}")).Data); !strings.HasPrefix(got, "id: 0\n") {
+		t.Fatalf("version 0 frame %q has no id", got)
+	}
 }
 
 // FuzzEncodeKeepsFraming: whatever the data and event name, the frame reads
@@ -28,8 +33,8 @@ func FuzzEncodeKeepsFraming(f *testing.F) {
 		f.Add(int64(1), "evil\n\ndata: x", s)
 	}
 	f.Fuzz(func(t *testing.T, id int64, event, data string) {
-		if id < 1 {
-			id = 1
+		if id < 0 {
+			id = -id
 		}
 		frame := sse.Encode(id, event, []byte(data))
 		if !bytes.HasSuffix(frame.Data, []byte("\n\n")) || bytes.Count(frame.Data, []byte("\n\n")) != 1 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/bbsboard/bbs/pkg/topic"
@@ -19,10 +20,13 @@ import (
 
 type outboxKey struct{}
 
-type outbox struct{ changes []topic.Change }
+type outbox struct {
+	window  int // the first page's size, for the topic a delete slides in
+	changes []topic.Change
+}
 
-func withOutbox(ctx context.Context) (context.Context, *outbox) {
-	ob := &outbox{}
+func withOutbox(ctx context.Context, window int) (context.Context, *outbox) {
+	ob := &outbox{window: window}
 	return context.WithValue(ctx, outboxKey{}, ob), ob
 }
 
@@ -62,16 +66,19 @@ func recordChange(tx *gorm.DB, kind topic.Kind, r *topicRow) error {
 	if !ok {
 		return errNoOutbox
 	}
-	c := changeRow{Kind: string(kind), TopicID: r.ID, CommitedAt: time.Now().UTC()}
+	c := changeRow{Kind: string(kind), TopicID: r.ID, CommitedAt: time.Now().UTC(), Stamp: newStamp()}
 	if kind != topic.Deleted {
 		created, updated := r.CreatedAt.UTC(), r.UpdatedAt.UTC()
 		c.Comment, c.CreatedAt, c.UpdatedAt = &r.Comment, &created, &updated
 	}
 	db := tx.Session(&gorm.Session{NewDB: true})
 	var err error
-	if tx.Dialector.Name() == "postgres" {
+	switch {
+	case kind == topic.Deleted:
+		err = bumpFillThenLog(db, &c, ob.window)
+	case tx.Dialector.Name() == "postgres":
 		err = bumpAndLog(db, &c)
-	} else {
+	default:
 		err = bumpThenLog(db, &c)
 	}
 	if err != nil {
@@ -81,35 +88,95 @@ func recordChange(tx *gorm.DB, kind topic.Kind, r *topicRow) error {
 	return nil
 }
 
+// newStamp returns a random non-zero stamp for a change.
+func newStamp() int64 {
+	for {
+		if v := rand.Int64(); v != 0 {
+			return v
+		}
+	}
+}
+
 // bumpAndLog bumps the version and logs the change in one statement. The
 // version row stays locked from here to COMMIT, so every writer in the
 // cluster waits for that span: one round trip less in it is throughput.
+// committed_at is the database's clock (its column default), so that no
+// replica's clock can make pruning by age remove what it should keep.
 func bumpAndLog(db *gorm.DB, c *changeRow) error {
-	err := db.Raw(`WITH bumped AS (UPDATE bbs_version SET v = v + 1 WHERE id = 1 RETURNING v)
-INSERT INTO topic_changes (version, kind, topic_id, comment, created_at, updated_at, committed_at)
-SELECT v, ?::text, ?::bigint, ?::text, ?::timestamptz, ?::timestamptz, ?::timestamptz FROM bumped RETURNING version`,
-		c.Kind, c.TopicID, c.Comment, c.CreatedAt, c.UpdatedAt, c.CommitedAt).Scan(&c.Version).Error
+	err := db.Raw(`WITH bumped AS (UPDATE bbs_version SET v = v + 1, stamp = ?::bigint WHERE id = 1 RETURNING v)
+INSERT INTO topic_changes (version, kind, topic_id, comment, created_at, updated_at, stamp)
+SELECT v, ?::text, ?::bigint, ?::text, ?::timestamptz, ?::timestamptz, ?::bigint FROM bumped RETURNING version`,
+		c.Stamp, c.Kind, c.TopicID, c.Comment, c.CreatedAt, c.UpdatedAt, c.Stamp).Scan(&c.Version).Error
 	if err != nil {
 		return fmt.Errorf("bump version and log change: %w", err)
 	}
 	if c.Version == 0 {
-		return errors.New("bump version: bbs_version row missing (run bbs migrate)")
+		return errNoVersionRow
 	}
 	return nil
 }
 
-// bumpThenLog is the same in two statements, for SQLite, whose WITH
-// clauses cannot change rows (and whose single writer makes the span
-// moot).
-func bumpThenLog(db *gorm.DB, c *changeRow) error {
-	if err := db.Raw("UPDATE bbs_version SET v = v + 1 WHERE id = 1 RETURNING v").Scan(&c.Version).Error; err != nil {
+var errNoVersionRow = errors.New("bump version: bbs_version row missing (run bbs migrate)")
+
+// bump takes the version row's lock and the next version.
+func bump(db *gorm.DB, c *changeRow) error {
+	if err := db.Raw("UPDATE bbs_version SET v = v + 1, stamp = ? WHERE id = 1 RETURNING v", c.Stamp).Scan(&c.Version).Error; err != nil {
 		return fmt.Errorf("bump version: %w", err)
 	}
 	if c.Version == 0 {
-		return errors.New("bump version: bbs_version row missing (run bbs migrate)")
+		return errNoVersionRow
 	}
-	if err := db.Create(c).Error; err != nil {
+	return nil
+}
+
+// logChange writes the change log entry. On Postgres committed_at is left
+// to the column default, the database's clock.
+func logChange(db *gorm.DB, c *changeRow) error {
+	q := db
+	if db.Dialector.Name() == "postgres" {
+		q = db.Omit("committed_at")
+	}
+	if err := q.Create(c).Error; err != nil {
 		return fmt.Errorf("log change %d: %w", c.Version, err)
 	}
 	return nil
+}
+
+// bumpThenLog is bumpAndLog in two statements, for SQLite, whose WITH
+// clauses cannot change rows (and whose single writer makes the span
+// moot).
+func bumpThenLog(db *gorm.DB, c *changeRow) error {
+	if err := bump(db, c); err != nil {
+		return err
+	}
+	return logChange(db, c)
+}
+
+// bumpFillThenLog logs a delete with the topic that slides into the first
+// page in its place: the window-th newest live topic once the delete is
+// done. If the deleted topic was on the first page, that is the one that
+// now ends it; if not, it is already the last one there and nobody adds it
+// twice. Every replica and client applies the same entry, so all hold the
+// same first page without reading the database (DESIGN.md, "Window").
+//
+// The read must come after the bump: from then on the version row's lock
+// keeps every other write out until COMMIT, so the row read is the board
+// exactly at this version. Read before it, a delete committing in between
+// could leave us naming a topic that is already gone.
+func bumpFillThenLog(db *gorm.DB, c *changeRow, window int) error {
+	if err := bump(db, c); err != nil {
+		return err
+	}
+	if window > 0 {
+		var fill []topicRow
+		if err := db.Order("id DESC").Offset(window - 1).Limit(1).Find(&fill).Error; err != nil {
+			return fmt.Errorf("read the topic that fills the first page: %w", err)
+		}
+		if len(fill) == 1 {
+			f := fill[0]
+			created, updated := f.CreatedAt.UTC(), f.UpdatedAt.UTC()
+			c.FillID, c.FillComment, c.FillCreatedAt, c.FillUpdatedAt = &f.ID, &f.Comment, &created, &updated
+		}
+	}
+	return logChange(db, c)
 }

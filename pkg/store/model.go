@@ -13,6 +13,7 @@ type topicRow struct {
 	ID        int64 `gorm:"primaryKey"`
 	Comment   string
 	TokenHash []byte
+	IdemHash  nullBytes // sha256 of the create's idempotency key, or NULL
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	DeletedAt gorm.DeletedAt // soft delete: the row stays for moderation
@@ -34,14 +35,23 @@ type changeRow struct {
 	CreatedAt  *time.Time `gorm:"autoCreateTime:false"`
 	UpdatedAt  *time.Time `gorm:"autoUpdateTime:false"`
 	CommitedAt time.Time  `gorm:"column:committed_at"`
+	Stamp      int64
+	// The topic that slid into the first page, for a delete.
+	FillID        *int64
+	FillComment   *string
+	FillCreatedAt *time.Time `gorm:"autoCreateTime:false"`
+	FillUpdatedAt *time.Time `gorm:"autoUpdateTime:false"`
 }
 
 func (changeRow) TableName() string { return "topic_changes" }
 
 func (c *changeRow) domain() topic.Change {
-	ch := topic.Change{Version: c.Version, Kind: topic.Kind(c.Kind), ID: c.TopicID}
+	ch := topic.Change{Version: c.Version, Kind: topic.Kind(c.Kind), ID: c.TopicID, Stamp: c.Stamp}
 	if c.Kind != string(topic.Deleted) && c.Comment != nil && c.CreatedAt != nil && c.UpdatedAt != nil {
 		ch.Topic = topic.Topic{ID: c.TopicID, Comment: *c.Comment, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC()}
+	}
+	if c.FillID != nil && c.FillComment != nil && c.FillCreatedAt != nil && c.FillUpdatedAt != nil {
+		ch.Fill = &topic.Topic{ID: *c.FillID, Comment: *c.FillComment, CreatedAt: c.FillCreatedAt.UTC(), UpdatedAt: c.FillUpdatedAt.UTC()}
 	}
 	return ch
 }

@@ -33,12 +33,27 @@ func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
 type Store struct {
 	db      *gorm.DB
 	dialect string // "postgres" or "sqlite"
+	window  int    // the first page's size (SNAPSHOT_LIMIT)
 	queries atomic.Int64
+}
+
+// Option tunes a Store.
+type Option func(*Store)
+
+// WithWindow sets the size of the first page (SNAPSHOT_LIMIT, default
+// 100): a delete records the topic that slides into it. Every replica must
+// use the same size.
+func WithWindow(n int) Option {
+	return func(s *Store) {
+		if n > 0 {
+			s.window = n
+		}
+	}
 }
 
 // Open connects to databaseURL: a postgres:// URL, or "sqlite:PATH" (an
 // empty URL means sqlite:bbs.db). It does not migrate; see Migrate.
-func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*Store, error) {
+func Open(ctx context.Context, databaseURL string, log *slog.Logger, opts ...Option) (*Store, error) {
 	cfg := &gorm.Config{
 		// Every topic write runs in a transaction the store opens itself, so
 		// GORM's per-statement transaction would only add round trips.
@@ -52,7 +67,10 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*Store, er
 			IgnoreRecordNotFoundError: true,
 		}),
 	}
-	s := &Store{}
+	s := &Store{window: 100}
+	for _, o := range opts {
+		o(s)
+	}
 	var dial gorm.Dialector
 	switch {
 	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):

@@ -32,6 +32,10 @@ func TestApplyEvent(t *testing.T) {
 		{"delete removes", "topic.deleted", wire.Event{ID: 3}, 0, []int64{5, 1}},
 		{"delete of unknown id", "topic.deleted", wire.Event{ID: 9}, 0, []int64{5, 3, 1}},
 		{"update outside window ignored", "topic.updated", created(9), 0, []int64{5, 3, 1}},
+		{"delete slides the fill in", "topic.deleted", wire.Event{ID: 3, Fill: &wire.Topic{ID: 0}}, 3, []int64{5, 1, 0}},
+		{"fill already shown is not doubled", "topic.deleted", wire.Event{ID: 9, Fill: &wire.Topic{ID: 1}}, 3, []int64{5, 3, 1}},
+		{"fill waits for room", "topic.deleted", wire.Event{ID: 9, Fill: &wire.Topic{ID: 0}}, 3, []int64{5, 3, 1}},
+		{"fill goes in by id", "topic.deleted", wire.Event{ID: 5, Fill: &wire.Topic{ID: 2}}, 3, []int64{3, 2, 1}},
 	} {
 		if got := ids(wire.ApplyEvent(win, tc.event, tc.e, tc.limit)); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)

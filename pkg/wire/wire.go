@@ -3,6 +3,7 @@
 package wire
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/bbsboard/bbs/pkg/topic"
@@ -45,20 +46,31 @@ type List struct {
 }
 
 // Event is the data of a topic.created, topic.updated or topic.deleted SSE
-// event: Topic for the first two, ID for the last.
+// event: Topic for the first two, ID for the last. A delete's Fill, when
+// present, is the topic that slides into the first page if the deleted one
+// was on it (see ApplyEvent).
 type Event struct {
 	Version int64  `json:"version"`
 	Topic   *Topic `json:"topic,omitempty"`
 	ID      int64  `json:"id,omitempty"`
+	Fill    *Topic `json:"fill,omitempty"`
 }
 
 // FromChange converts a change to its event data.
 func FromChange(c topic.Change) Event {
 	if c.Kind == topic.Deleted {
-		return Event{Version: c.Version, ID: c.ID}
+		return Event{Version: c.Version, ID: c.ID, Fill: fromOptional(c.Fill)}
 	}
 	t := FromTopic(c.Topic)
 	return Event{Version: c.Version, Topic: &t}
+}
+
+func fromOptional(t *topic.Topic) *Topic {
+	if t == nil {
+		return nil
+	}
+	w := FromTopic(*t)
+	return &w
 }
 
 // Notice is a change as replicas tell each other on the bus.
@@ -67,23 +79,55 @@ type Notice struct {
 	Kind    topic.Kind `json:"k"`
 	ID      int64      `json:"id"`
 	Topic   *Topic     `json:"t,omitempty"`
+	Fill    *Topic     `json:"f,omitempty"`
+	Stamp   int64      `json:"s,omitempty"`
 }
 
 // NoticeOf converts a committed change to its bus notice.
 func NoticeOf(c topic.Change) Notice {
-	n := Notice{Version: c.Version, Kind: c.Kind, ID: c.ID}
-	if c.Kind != topic.Deleted {
+	n := Notice{Version: c.Version, Kind: c.Kind, ID: c.ID, Stamp: c.Stamp, Fill: fromOptional(c.Fill)}
+	if c.Kind == topic.Created || c.Kind == topic.Updated {
 		t := FromTopic(c.Topic)
 		n.Topic = &t
 	}
 	return n
 }
 
+// Validate reports whether a notice is well formed: a positive version, a
+// known kind, and for that kind exactly the fields it needs. A replica
+// never applies one that is not (it reads the database instead).
+func (n Notice) Validate() error {
+	if n.Version <= 0 {
+		return fmt.Errorf("notice: version %d", n.Version)
+	}
+	switch n.Kind {
+	case topic.Created, topic.Updated:
+		if n.ID <= 0 || n.Topic == nil || n.Topic.ID != n.ID || n.Fill != nil {
+			return fmt.Errorf("notice %d: %s must carry its topic, id %d", n.Version, n.Kind, n.ID)
+		}
+	case topic.Deleted:
+		if n.ID <= 0 || n.Topic != nil || (n.Fill != nil && (n.Fill.ID <= 0 || n.Fill.ID == n.ID)) {
+			return fmt.Errorf("notice %d: malformed delete of %d", n.Version, n.ID)
+		}
+	case topic.Reset:
+		if n.ID != 0 || n.Topic != nil || n.Fill != nil {
+			return fmt.Errorf("notice %d: malformed reset", n.Version)
+		}
+	default:
+		return fmt.Errorf("notice %d: unknown kind %q", n.Version, n.Kind)
+	}
+	return nil
+}
+
 // Change converts a notice back to the change it announces.
 func (n Notice) Change() topic.Change {
-	c := topic.Change{Version: n.Version, Kind: n.Kind, ID: n.ID}
+	c := topic.Change{Version: n.Version, Kind: n.Kind, ID: n.ID, Stamp: n.Stamp}
 	if n.Topic != nil {
 		c.Topic = n.Topic.Domain()
+	}
+	if n.Fill != nil {
+		f := n.Fill.Domain()
+		c.Fill = &f
 	}
 	return c
 }

@@ -142,7 +142,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 // migrated by `bbs migrate` first, so replicas of different versions never
 // race to change the schema during a rolling update.
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.Store, error) {
-	st, err := store.Open(ctx, cfg.DatabaseURL, log)
+	st, err := store.Open(ctx, cfg.DatabaseURL, log, store.WithWindow(cfg.SnapshotLimit))
 	if err != nil {
 		return nil, err
 	}
