@@ -134,6 +134,7 @@ type cluster struct {
 
 type clusterOptions struct {
 	replicas int
+	env      []string // more KEY=value settings for every replica
 	// seed runs on the migrated database before any replica starts.
 	seed func(ctx context.Context, db *pgx.Conn) error
 }
@@ -154,6 +155,7 @@ func startCluster(t *testing.T, opts clusterOptions) *cluster {
 		"DRAIN_JITTER=100ms", // nor 5 s
 		"LOG_LEVEL=info",     // "listening" says which port it took
 	}}
+	c.env = append(c.env, opts.env...)
 
 	migrate := exec.Command(bin, "migrate")
 	migrate.Env = append(os.Environ(), c.env...)
