@@ -22,6 +22,7 @@ func (f *Feed) offer(c topic.Change) {
 }
 
 func (f *Feed) offerLocked(c topic.Change) {
+	f.offers++
 	if !f.ready || c.Version <= f.version {
 		// Before the first load, the load itself plus the catch-up that
 		// follows it will bring this change.
@@ -37,7 +38,7 @@ func (f *Feed) offerLocked(c topic.Change) {
 	if c.Version > f.version+1 {
 		if len(f.pending) < f.cfg.Backlog {
 			// Beyond that many, the catch-up reads them from the log anyway.
-			f.pending[c.Version] = c
+			f.pending[c.Version] = early{c, f.offers}
 		}
 		f.armGapLocked()
 		return
@@ -49,7 +50,7 @@ func (f *Feed) offerLocked(c topic.Change) {
 			break
 		}
 		delete(f.pending, next.Version)
-		f.applyLocked(next)
+		f.applyLocked(next.Change)
 	}
 	if len(f.pending) == 0 && f.gapTimer != nil {
 		f.gapTimer.Stop()
@@ -77,11 +78,15 @@ func (f *Feed) settleGapLocked() {
 	}
 }
 
-// dropPendingAboveLocked forgets pending notices of versions the database
-// has not committed (as of a read of its head).
-func (f *Feed) dropPendingAboveLocked(head int64) {
-	for v := range f.pending {
-		if v > head {
+// dropBogusLocked forgets pending changes the database disowns: those
+// offered before a read of the log began (offer <= before) with a version
+// above the head it found. A change is offered only after its COMMIT, so
+// a real one offered before the read is at or below that head; one above
+// it was never committed (a garbled or hostile notice), and waiting for it
+// would poll the database for ever. Those offered since may be real.
+func (f *Feed) dropBogusLocked(head int64, before uint64) {
+	for v, e := range f.pending {
+		if v > head && e.offer <= before {
 			delete(f.pending, v)
 		}
 	}

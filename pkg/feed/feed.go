@@ -98,7 +98,8 @@ type Feed struct {
 	version  int64
 	stamp    int64         // of the change that made version: which history we are on
 	topics   []topic.Topic // newest first, at most cfg.Limit
-	pending  map[int64]topic.Change
+	pending  map[int64]early // changes that came before those they follow
+	offers   uint64          // changes offered so far: orders pending against reads of the log
 	ring     ring
 	snapshot encoded // the window at version, encoded once; zero when stale
 	gapTimer *time.Timer
@@ -112,13 +113,20 @@ func New(cfg Config, log *slog.Logger, db Log, bus Bus, cache Cache, hub *sse.Hu
 	cfg.defaults()
 	f := &Feed{
 		cfg: cfg, log: log, db: db, bus: bus, cache: cache, hub: hub, m: m,
-		pending: map[int64]topic.Change{},
+		pending: map[int64]early{},
 		ring:    newRing(cfg.Backlog),
 		syncReq: make(chan string, 1),
 		pubQ:    make(chan topic.Change, 4096),
 	}
 	f.cond = sync.NewCond(&f.mu)
 	return f
+}
+
+// early is a change that arrived before the ones it follows, with the
+// number of the offer that brought it.
+type early struct {
+	topic.Change
+	offer uint64
 }
 
 // Limit is the window size.

@@ -178,7 +178,7 @@ func (f *Feed) sync(ctx context.Context, reason string) {
 		f.mu.Unlock()
 	}()
 	f.mu.Lock()
-	from, stamp := f.version, f.stamp
+	from, stamp, offers := f.version, f.stamp, f.offers
 	f.mu.Unlock()
 	h, err := f.db.ChangesSince(ctx, from, catchUpMax)
 	if err != nil {
@@ -194,9 +194,7 @@ func (f *Feed) sync(ctx context.Context, reason string) {
 		return
 	}
 	f.mu.Lock()
-	// Notices of versions the database does not have are not to be trusted
-	// (a hostile or garbled publisher): forget them rather than wait.
-	f.dropPendingAboveLocked(h.Head)
+	f.dropBogusLocked(h.Head, offers)
 	f.mu.Unlock()
 
 	rewound := crossesReset(h.Changes)
@@ -204,7 +202,19 @@ func (f *Feed) sync(ctx context.Context, reason string) {
 	case diverged(h, from, stamp) && !rewound:
 		f.rebase(ctx, reason, from, h)
 	case h.Head == from:
-		// Current: the database agrees on version and stamp.
+		// Current: the database agrees on the version and on its stamp, or
+		// we did not know our stamp (a snapshot cached before stamps
+		// existed): now we do.
+		if stamp == 0 {
+			f.mu.Lock()
+			if f.version == from && f.stamp == 0 {
+				f.stamp = h.HeadStamp
+				if h.AtFound {
+					f.stamp = h.At
+				}
+			}
+			f.mu.Unlock()
+		}
 	case !rewound && replayable(h, from):
 		// Counted before the version moves, so whoever sees it moved sees
 		// the count too.
@@ -228,12 +238,14 @@ func (f *Feed) sync(ctx context.Context, reason string) {
 // diverged reports that the database's history is not the one the feed
 // applied up to from: it is behind from, or the change it holds at from
 // (or at its head, when that is from) has another stamp. A pruned entry at
-// from proves nothing either way.
+// from, or a stamp of 0 (unknown), proves nothing either way.
 func diverged(h topic.History, from, stamp int64) bool {
 	switch {
 	case h.Head < from:
 		return true
-	case from == 0:
+	case from == 0 || stamp == 0:
+		// Nothing to compare: the empty board, or a stamp we do not know
+		// (a snapshot cached, or changes logged, before stamps existed).
 		return false
 	case h.AtFound:
 		return h.At != stamp
