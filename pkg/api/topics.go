@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"mime"
 	"net/http"
 	"strconv"
@@ -51,19 +52,55 @@ func (s *Server) list(c *gin.Context) {
 	c.JSON(http.StatusOK, wire.List{Version: page.Version, Topics: wire.FromTopics(page.Topics)})
 }
 
+// idempotencyKeyHeader names the key a client sends with a POST so that
+// it can retry it safely (Go's http.Transport also retries such a request
+// by itself when a kept-alive connection closes under it).
+const idempotencyKeyHeader = "Idempotency-Key"
+
 func (s *Server) create(c *gin.Context) {
 	form := isForm(c.Request)
+	key := c.GetHeader(idempotencyKeyHeader)
+	if _, sent := c.Request.Header[idempotencyKeyHeader]; sent && !topic.ValidKey(key) {
+		fail(c, http.StatusBadRequest, "invalid_idempotency_key",
+			fmt.Sprintf("Idempotency-Key must be %d to %d characters of A-Z, a-z, 0-9, - and _", topic.MinKeyLen, topic.MaxKeyLen))
+		return
+	}
 	comment, ok := s.readComment(c, form)
 	if !ok {
 		return
 	}
-	token, hash := topic.NewToken()
-	t, changes, err := s.store.Create(c.Request.Context(), comment, hash)
+	var (
+		token    string
+		t        topic.Topic
+		changes  []topic.Change
+		replayed bool
+		err      error
+	)
+	if key == "" {
+		var hash []byte
+		token, hash = topic.NewToken()
+		t, changes, err = s.store.Create(c.Request.Context(), comment, hash)
+	} else {
+		// The token comes from the key, so a retry gets the same one back.
+		var hash []byte
+		token, hash = topic.KeyToken(key)
+		t, changes, replayed, err = s.store.CreateOnce(c.Request.Context(), comment, hash, topic.KeyHash(key))
+	}
+	if errors.Is(err, topic.ErrNotFound) {
+		fail(c, http.StatusGone, "deleted", "the topic created with this Idempotency-Key has been deleted since")
+		return
+	}
 	if err != nil {
 		s.failErr(c, err)
 		return
 	}
-	s.feed.Publish(changes)
+	if replayed {
+		// A retry of a create that had landed: nothing new was written,
+		// so there is nothing to publish.
+		c.Header("Idempotent-Replayed", "true")
+	} else {
+		s.feed.Publish(changes)
+	}
 	if form {
 		// A browser without script posted the form: back to the board.
 		c.Redirect(http.StatusSeeOther, "/")
