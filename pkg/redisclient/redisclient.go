@@ -22,6 +22,10 @@ type Client struct {
 
 // Short timeouts: a Redis outage must cost a write milliseconds, not the
 // library's default seconds, and pub/sub loss is repaired by versions.
+// Every client also honours its callers' context deadlines
+// (ContextTimeoutEnabled): without it go-redis ignores them, and a Redis
+// that accepts and never answers holds each call for the full ioTimeout
+// whatever bound the caller set (the limiter's 200 ms, /readyz's 500 ms).
 const (
 	dialTimeout = time.Second
 	ioTimeout   = time.Second
@@ -54,6 +58,7 @@ func New(url string) (*Client, error) {
 		// go-redis retries a failed dial five times by default; with Redis
 		// down that costs every call half a second.
 		opt.DialerRetries = 1
+		opt.ContextTimeoutEnabled = true
 		return &Client{UniversalClient: redis.NewClient(opt)}, nil
 	case "+sentinel":
 		opt, err := redis.ParseFailoverURL(base + rest)
@@ -62,6 +67,7 @@ func New(url string) (*Client, error) {
 		}
 		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.MaxRetries = dialTimeout, ioTimeout, ioTimeout, 1
 		opt.DialerRetries = 1
+		opt.ContextTimeoutEnabled = true
 		return &Client{UniversalClient: redis.NewFailoverClient(opt)}, nil
 	case "+cluster":
 		opt, err := redis.ParseClusterURL(base + rest)
@@ -70,6 +76,7 @@ func New(url string) (*Client, error) {
 		}
 		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.MaxRetries = dialTimeout, ioTimeout, ioTimeout, 1
 		opt.DialerRetries = 1
+		opt.ContextTimeoutEnabled = true
 		return &Client{UniversalClient: redis.NewClusterClient(opt), Cluster: true}, nil
 	}
 	return nil, fmt.Errorf("REDIS_URL scheme %q: want redis, rediss, redis+sentinel or redis+cluster", scheme)

@@ -1,7 +1,11 @@
 package redisclient_test
 
 import (
+	"context"
+	"net"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/bbsboard/bbs/pkg/redisclient"
 	"github.com/redis/go-redis/v9"
@@ -45,4 +49,69 @@ func TestNewPicksTheDeployment(t *testing.T) {
 		}
 		c.Close()
 	}
+}
+
+// TestCallerDeadlineHonoured: against a Redis that accepts connections and
+// never answers (a hung server, a half-dead proxy), a call returns at the
+// caller's deadline, not at the client's own I/O timeout. Before,
+// go-redis ignored the context and every call took the full second.
+func TestCallerDeadlineHonoured(t *testing.T) {
+	hole := blackHole(t)
+	for _, url := range []string{
+		"redis://" + hole,
+		"redis+cluster://" + hole,
+		"redis+sentinel://" + hole + "?master_name=m",
+	} {
+		c, err := redisclient.New(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const bound = 200 * time.Millisecond
+		ctx, cancel := context.WithTimeout(context.Background(), bound)
+		start := time.Now()
+		err = c.Ping(ctx).Err()
+		took := time.Since(start)
+		cancel()
+		c.Close()
+		if err == nil {
+			t.Fatalf("%s: a black hole answered PING", url)
+		}
+		// The client's own timeouts are a second; anything near that means
+		// the caller's deadline was ignored.
+		if took > bound+300*time.Millisecond {
+			t.Errorf("%s: PING with a %v deadline returned after %v (%v)", url, bound, took, err)
+		}
+		t.Logf("%s: returned after %v: %v", url, took.Round(time.Millisecond), err)
+	}
+}
+
+// blackHole accepts TCP connections on loopback and never reads or writes.
+func blackHole(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
 }

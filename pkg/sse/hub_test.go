@@ -214,6 +214,29 @@ func TestClientLeaving(t *testing.T) {
 	}
 }
 
+// TestChattyClientIsCut: bytes a client sends after its request are read
+// in blocks and dropped, and past the allowance the stream is closed.
+// Before, they were read one byte per system call for as long as the client
+// liked (8 MiB cost 11.8 CPU-seconds).
+func TestChattyClientIsCut(t *testing.T) {
+	h := sse.NewHub(8)
+	var closed atomic.Bool
+	_, client, _ := attached(t, h, sse.StreamOptions{OnClose: func() { closed.Store(true) }}, 0)
+	small := make([]byte, sse.ClientAllowance/2)
+	if _, err := client.Write(small); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if closed.Load() {
+		t.Fatal("stream closed within the allowance")
+	}
+	go func() {
+		// The rest may fail once the stream is cut: that is the point.
+		_, _ = client.Write(make([]byte, 1<<20))
+	}()
+	waitUntil(t, "stream closed past the allowance", closed.Load)
+}
+
 func waitUntil(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {

@@ -67,15 +67,25 @@ func (h *Hub) NewStream(conn net.Conn, opts StreamOptions) (*Stream, error) {
 	return s, nil
 }
 
+// ClientAllowance is how many bytes a client may send after its request
+// before its stream is closed. An EventSource sends nothing at all; a
+// client that does is either confused or costing us reads.
+const ClientAllowance = 4 << 10
+
 // watch waits for the client to go away. Bytes a client sends after its
-// request are ignored; end of file (a half-close too, which an EventSource
-// never does) or an error ends the stream.
+// request are read in blocks and dropped, up to ClientAllowance; beyond it,
+// end of file (a half-close too, which an EventSource never does) or an
+// error, the stream ends. The buffer lives on watch's stack, which an idle
+// stream has anyway: reading in blocks costs no memory per stream.
 func (s *Stream) watch() {
-	var b [1]byte
-	for {
-		if _, err := s.conn.Read(b[:]); err != nil {
+	var b [512]byte
+	sent := 0
+	for sent <= ClientAllowance {
+		n, err := s.conn.Read(b[:])
+		if err != nil {
 			break
 		}
+		sent += n
 	}
 	s.kill()
 	s.hub.streams.Add(-1)
