@@ -85,6 +85,7 @@
       errNoToken: 'This topic can no longer be changed from this browser.',
       errRateLimited: 'Too many posts from here. Try again in {s} s.',
       errUnavailable: 'The board cannot save right now; nothing was written. Try again shortly.',
+      errOutcomeUnknown: 'The board did not confirm your post, so it may or may not have been saved. Press Post again to find out: it will not be posted twice.',
       errNotReady: 'The server is restarting. Try again in a moment.',
       errForbidden: 'This topic can only be changed from the browser that wrote it.',
       errNotFound: 'This topic no longer exists.',
@@ -136,6 +137,7 @@
       errNoToken: 'このトピックは、このブラウザからはもう変更できません。',
       errRateLimited: '投稿が多すぎます。{s} 秒後にもう一度お試しください。',
       errUnavailable: '現在保存できません（何も書き込まれていません）。少し待ってからお試しください。',
+      errOutcomeUnknown: '投稿が保存されたかどうか確認できませんでした。もう一度「投稿」を押すと確かめられます（二重に投稿されることはありません）。',
       errNotReady: 'サーバーが再起動中です。少し待ってからお試しください。',
       errForbidden: 'このトピックは、投稿したブラウザからのみ変更できます。',
       errNotFound: 'このトピックはもう存在しません。',
@@ -149,6 +151,7 @@
   const ERROR_KEYS = {
     rate_limited: 'errRateLimited',
     unavailable: 'errUnavailable',
+    outcome_unknown: 'errOutcomeUnknown',
     not_ready: 'errNotReady',
     draining: 'errNotReady',
     forbidden: 'errForbidden',
@@ -435,10 +438,11 @@
     };
   }
 
-  // Resolves (never rejects) to { ok, status, data, message }, where
-  // message is a message function for failures.
-  async function request(method, url, body, token) {
-    const headers = { Accept: 'application/json' };
+  // Resolves (never rejects) to { ok, status, code, data, message, retryAfter },
+  // where code is the server's error code ('' if none), message a message
+  // function for failures and retryAfter the Retry-After in seconds (0 if none).
+  async function request(method, url, body, token, extraHeaders = {}) {
+    const headers = { Accept: 'application/json', ...extraHeaders };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (token) headers.Authorization = `Bearer ${token}`;
     let res;
@@ -451,7 +455,7 @@
         cache: 'no-store',
       });
     } catch {
-      return { ok: false, status: 0, data: null, message: () => t('errNetwork') };
+      return { ok: false, status: 0, code: '', data: null, message: () => t('errNetwork'), retryAfter: 0 };
     }
     let data = null;
     if (res.status !== 204) {
@@ -461,8 +465,16 @@
         data = null; // empty or non-JSON body (e.g. from a proxy)
       }
     }
-    if (res.ok) return { ok: true, status: res.status, data, message: null };
-    return { ok: false, status: res.status, data, message: failureMessage(res, data) };
+    if (res.ok) return { ok: true, status: res.status, code: '', data, message: null, retryAfter: 0 };
+    const err = data && typeof data === 'object' ? data.error : null;
+    return {
+      ok: false,
+      status: res.status,
+      code: err && typeof err.code === 'string' ? err.code : '',
+      data,
+      message: failureMessage(res, data),
+      retryAfter: retryAfterSeconds(res.headers.get('Retry-After')),
+    };
   }
 
   // ---------------------------------------------------------------------
@@ -848,6 +860,59 @@
 
   // ---------------------------------------------------------------------
   // Posting
+  //
+  // Every post carries an Idempotency-Key: the server makes at most one topic
+  // per key, and answers a repeat with that topic and its token. So when the
+  // outcome of a post is unknown (the network failed under it, a proxy timed
+  // out, or the server answered 503 outcome_unknown because its database did
+  // not confirm the write) the same post is sent again with the same key, a
+  // few times with backoff: it lands once, never twice. The key stays with
+  // the text until the post is confirmed, so pressing Post again after a
+  // failure can never make a duplicate either; new text gets a new key.
+
+  const POST_RETRY_DELAYS_MS = [1000, 2000, 4000, 8000];
+  const POST_RETRY_MAX_WAIT_MS = 10 * 1000;
+  const pendingPost = { text: null, key: null };
+
+  // 128 random bits, hex: within the server's 16..128 characters of
+  // [A-Za-z0-9_-]. getRandomValues works on plain-HTTP pages too, where
+  // crypto.randomUUID does not exist.
+  function newIdempotencyKey() {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+
+  // The key for this text: the pending one if the text is the same post (as
+  // the server will store it), a new one otherwise.
+  function postKey(text) {
+    const normalized = text.replace(/\r\n/g, '\n').trim();
+    if (pendingPost.text !== normalized) {
+      pendingPost.text = normalized;
+      pendingPost.key = newIdempotencyKey();
+    }
+    return pendingPost.key;
+  }
+
+  // Whether the post may have reached the database although we have no
+  // answer saying so: then only a retry with the same key can tell.
+  function outcomeUnknown(res) {
+    return res.status === 0 || res.status === 502 || res.status === 504 ||
+      (res.status === 503 && res.code === 'outcome_unknown');
+  }
+
+  const pause = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+  async function sendPost(text) {
+    const headers = { 'Idempotency-Key': postKey(text) };
+    let res = await request('POST', TOPICS_URL, { comment: text }, undefined, headers);
+    for (const delay of POST_RETRY_DELAYS_MS) {
+      if (!outcomeUnknown(res)) break;
+      await pause(Math.min(POST_RETRY_MAX_WAIT_MS, Math.max(delay, res.retryAfter * 1000)));
+      res = await request('POST', TOPICS_URL, { comment: text }, undefined, headers);
+    }
+    return res;
+  }
 
   function showPostError(message) {
     state.postError = message;
@@ -878,15 +943,22 @@
 
     showPostError(null);
     setPosting(true);
-    const res = await request('POST', TOPICS_URL, { comment: text });
+    const res = await sendPost(text);
     setPosting(false);
 
     if (!res.ok) {
-      // The text stays in the box, so nothing typed is lost.
-      showPostError(res.message);
+      // The text stays in the box, so nothing typed is lost; so does its
+      // key, so posting it again cannot make a second topic.
+      showPostError(outcomeUnknown(res) ? () => t('errOutcomeUnknown') : res.message);
+      // The key is spent: the server holds it for another text (ours only
+      // looked the same here), or its topic was deleted since. The next
+      // press starts afresh.
+      if (res.code === 'idempotency_key_reused' || res.code === 'deleted') pendingPost.text = null;
       dom.comment.focus();
       return;
     }
+    pendingPost.text = null;
+    pendingPost.key = null;
     const topic = res.data && res.data.topic;
     if (isTopic(topic) && res.data.token) rememberToken(topic.id, res.data.token);
     dom.comment.value = '';
