@@ -120,6 +120,11 @@ func (f *Feed) applyLocked(c topic.Change) {
 			f.topics[i] = c.Topic
 		}
 	case topic.Deleted:
+		// Its text must not be replayed again from here: forget the frames
+		// that carry it, and every frame encoded from the log (see Attach).
+		f.ring.forget(c.ID)
+		clear(f.replayed)
+		f.deletes++
 		if i, found := slices.BinarySearchFunc(f.topics, c.ID, byIDDesc); found {
 			f.topics = slices.Delete(f.topics, i, i+1)
 		}
@@ -134,7 +139,14 @@ func (f *Feed) applyLocked(c topic.Change) {
 	f.version, f.stamp = c.Version, c.Stamp
 	f.snapshot = encoded{}
 	frame := encodeChange(c)
-	f.ring.push(frame)
+	var id, fill int64
+	if c.Kind != topic.Deleted {
+		id = c.ID
+	}
+	if c.Fill != nil {
+		fill = c.Fill.ID
+	}
+	f.ring.push(frame, id, fill)
 	f.hub.Broadcast(frame)
 	f.m.EventsApplied.Inc()
 	f.m.Version.Set(float64(f.version))
@@ -157,6 +169,7 @@ func (f *Feed) replaceLocked(page topic.Page) bool {
 	f.version, f.stamp = page.Version, page.Stamp
 	f.snapshot = encoded{}
 	f.ring.reset()
+	clear(f.replayed)
 	f.dropAppliedLocked()
 	f.m.Version.Set(float64(f.version))
 	if f.ready {

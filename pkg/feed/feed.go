@@ -96,12 +96,14 @@ type Feed struct {
 	cond     *sync.Cond // signalled whenever version moves
 	ready    bool
 	version  int64
-	stamp    int64         // of the change that made version: which history we are on
-	topics   []topic.Topic // newest first, at most cfg.Limit
+	stamp    int64           // of the change that made version: which history we are on
+	topics   []topic.Topic   // newest first, at most cfg.Limit
 	pending  map[int64]early // changes that came before those they follow
 	offers   uint64          // changes offered so far: orders pending against reads of the log
 	ring     ring
-	snapshot encoded // the window at version, encoded once; zero when stale
+	replayed map[int64]sse.Frame // frames encoded from the change log for resumes, shared
+	deletes  uint64              // deletes applied so far: a log read older than one is not replayed
+	snapshot encoded             // the window at version, encoded once; zero when stale
 	gapTimer *time.Timer
 
 	syncReq chan string
@@ -113,10 +115,11 @@ func New(cfg Config, log *slog.Logger, db Log, bus Bus, cache Cache, hub *sse.Hu
 	cfg.defaults()
 	f := &Feed{
 		cfg: cfg, log: log, db: db, bus: bus, cache: cache, hub: hub, m: m,
-		pending: map[int64]early{},
-		ring:    newRing(cfg.Backlog),
-		syncReq: make(chan string, 1),
-		pubQ:    make(chan topic.Change, 4096),
+		pending:  map[int64]early{},
+		ring:     newRing(cfg.Backlog),
+		replayed: map[int64]sse.Frame{},
+		syncReq:  make(chan string, 1),
+		pubQ:     make(chan topic.Change, 4096),
 	}
 	f.cond = sync.NewCond(&f.mu)
 	return f

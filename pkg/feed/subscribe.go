@@ -23,6 +23,12 @@ const aheadWait = 2 * time.Second
 // be known for sure. The stream is attached under the same lock that
 // orders broadcasts, so nothing falls between its first frames and the
 // live ones. A stream that overflowed is attached again the same way.
+//
+// What a resume may cost is bounded whoever asks: a replay longer than a
+// stream's queue is a snapshot instead (it would overflow anyway); the
+// change log is read, at most a queue's worth of entries, before the lock
+// is taken; and every frame is encoded once per replica and shared by
+// every stream that replays it (the ring, the replay cache, the snapshot).
 func (f *Feed) Attach(ctx context.Context, st *sse.Stream, lastID int64, resume bool, first ...sse.Frame) error {
 	if resume && lastID > f.Version() {
 		// The client saw a version on another replica that this one has not
@@ -31,10 +37,13 @@ func (f *Feed) Attach(ctx context.Context, st *sse.Stream, lastID int64, resume 
 		f.waitFor(ctx, lastID, aheadWait)
 	}
 	var logged []topic.Change
-	if resume && lastID < f.Version() {
+	f.mu.Lock()
+	deletes := f.deletes
+	f.mu.Unlock()
+	if resume && lastID < f.Version() && f.Version()-lastID <= int64(f.maxReplay()) {
 		if _, ok := f.fromRing(lastID); !ok {
 			// Older than memory reaches: the change log may still have it.
-			if h, err := f.db.ChangesSince(ctx, lastID, catchUpMax); err == nil {
+			if h, err := f.db.ChangesSince(ctx, lastID, f.maxReplay()); err == nil {
 				logged = h.Changes
 			}
 		}
@@ -45,14 +54,22 @@ func (f *Feed) Attach(ctx context.Context, st *sse.Stream, lastID int64, resume 
 	if !f.ready {
 		return ErrNotReady
 	}
+	if f.deletes != deletes {
+		// A topic was deleted since the log was read: what was read may
+		// carry its text (the delete scrubs the log, but after our read).
+		logged = nil
+	}
 	return f.hub.Attach(st, f.version, append(first, f.firstFramesLocked(lastID, resume, logged)...))
 }
+
+// maxReplay is the longest replay a stream is given: its queue.
+func (f *Feed) maxReplay() int { return f.hub.Queue() }
 
 func (f *Feed) firstFramesLocked(lastID int64, resume bool, logged []topic.Change) []sse.Frame {
 	if resume && lastID == f.version {
 		return nil
 	}
-	if resume && lastID < f.version {
+	if resume && lastID < f.version && f.version-lastID <= int64(f.maxReplay()) {
 		if frames, ok := f.ring.since(lastID); ok {
 			return frames
 		}
@@ -70,7 +87,9 @@ func (f *Feed) fromRing(lastID int64) ([]sse.Frame, bool) {
 }
 
 // replayLocked encodes logged changes lastID+1.. up to where the ring takes
-// over (or the feed's version), if together they leave no hole.
+// over (or the feed's version), if together they leave no hole. Each
+// change is encoded once per replica: the frames stay in f.replayed, shared
+// by every stream that replays them, until the window is replaced.
 func (f *Feed) replayLocked(lastID int64, logged []topic.Change) ([]sse.Frame, bool) {
 	var frames []sse.Frame
 	next := lastID + 1
@@ -78,18 +97,32 @@ func (f *Feed) replayLocked(lastID int64, logged []topic.Change) ([]sse.Frame, b
 		if c.Version > f.version {
 			break
 		}
-		if c.Version != next || c.Kind == topic.Reset {
-			// A hole, or a new history started after lastID: lastID may
-			// name a change the database no longer has.
+		if c.Version != next || c.Kind == topic.Reset || c.Redacted {
+			// A hole, a new history started after lastID (lastID may name a
+			// change the database no longer has), or the text of a topic
+			// deleted since: none of these can be replayed.
 			return nil, false
 		}
-		frames = append(frames, encodeChange(c))
+		frames = append(frames, f.replayFrameLocked(c))
 		next++
 		if rest, ok := f.ring.since(c.Version); ok {
 			return append(frames, rest...), true
 		}
 	}
 	return frames, next == f.version+1
+}
+
+// replayFrameLocked is the shared frame of a logged change.
+func (f *Feed) replayFrameLocked(c topic.Change) sse.Frame {
+	if fr, ok := f.replayed[c.Version]; ok {
+		return fr
+	}
+	if len(f.replayed) >= 4*f.maxReplay() {
+		clear(f.replayed) // bounded: a few queues' worth of frames
+	}
+	fr := encodeChange(c)
+	f.replayed[c.Version] = fr
+	return fr
 }
 
 // waitFor blocks until the feed reaches version, ctx ends or d passes.

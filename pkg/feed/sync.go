@@ -257,10 +257,18 @@ func diverged(h topic.History, from, stamp int64) bool {
 
 // replayable: the log continues the feed's own history (its entry at from
 // is there and agrees, or from is the empty board) without a hole, up to
-// the head.
+// the head, and holds every text it needs.
 func replayable(h topic.History, from int64) bool {
 	n := len(h.Changes)
-	return (from == 0 || h.AtFound) && n > 0 && h.Changes[0].Version == from+1 && h.Changes[n-1].Version == h.Head
+	if !(from == 0 || h.AtFound) || n == 0 || h.Changes[0].Version != from+1 || h.Changes[n-1].Version != h.Head {
+		return false
+	}
+	for _, c := range h.Changes {
+		if c.Redacted {
+			return false // the text of a topic deleted since: only a snapshot has the board
+		}
+	}
+	return true
 }
 
 // crossesReset reports a new history started among the changes.

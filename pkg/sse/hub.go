@@ -136,6 +136,9 @@ func (h *Hub) Attach(s *Stream, version int64, first []Frame) error {
 // Len is the number of open streams.
 func (h *Hub) Len() int { return int(h.streams.Load()) }
 
+// Queue is how many frames a stream may have waiting.
+func (h *Hub) Queue() int { return h.queue }
+
 // Overflows counts streams that fell a whole queue behind.
 func (h *Hub) Overflows() int64 { return h.overflows.Load() }
 

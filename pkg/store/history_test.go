@@ -162,3 +162,59 @@ func TestRebaseStartsAboveTheFloor(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteScrubsTheLog: once a topic is deleted (soft or purged), its
+// text is nowhere in the change log: not in its own entries, not where a
+// later delete named it as the topic sliding onto the first page. Before,
+// it stayed there for a day and any resume from an older id replayed it.
+func TestDeleteScrubsTheLog(t *testing.T) {
+	for name, s := range dialects(t, store.WithWindow(2)) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			var ids []int64
+			for _, c := range []string{"secret one", "secret two", "three", "four"} {
+				_, hash := topic.NewToken()
+				tp, _, err := s.Create(ctx, c, hash)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, tp.ID)
+			}
+			if _, _, err := s.Update(ctx, ids[0], "secret one, edited", allow); err != nil {
+				t.Fatal(err)
+			}
+			// Deleting "four" slides "secret two" onto the page of 2: the
+			// delete's entry carries its text as the fill.
+			if ch, err := s.Delete(ctx, ids[3], false, allow); err != nil || ch[0].Fill == nil || ch[0].Fill.ID != ids[1] {
+				t.Fatalf("delete four: %+v %v", ch, err)
+			}
+			if _, err := s.Delete(ctx, ids[1], false, allow); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Delete(ctx, ids[0], true, allow); err != nil {
+				t.Fatal(err)
+			}
+			var n int64
+			if err := s.DB().Raw("SELECT count(*) FROM topic_changes WHERE comment LIKE 'secret%' OR fill_comment LIKE 'secret%'").Scan(&n).Error; err != nil {
+				t.Fatal(err)
+			}
+			if n != 0 {
+				t.Fatalf("%d change-log entries still carry a deleted topic's text", n)
+			}
+			if err := s.DB().Unscoped().Raw("SELECT count(*) FROM topics WHERE id = ?", ids[0]).Scan(&n).Error; err != nil || n != 0 {
+				t.Fatalf("purged row still there (%d, %v)", n, err)
+			}
+			h, err := s.ChangesSince(ctx, 0, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Only "three"'s creation (v3) and the last delete, which had no
+			// fill (v8), keep all they had; four was deleted too.
+			for _, c := range h.Changes {
+				if want := c.Version != 3 && c.Version != 8; c.Redacted != want {
+					t.Errorf("v%d %s of %d: redacted %v, want %v", c.Version, c.Kind, c.ID, c.Redacted, want)
+				}
+			}
+		})
+	}
+}

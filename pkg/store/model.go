@@ -53,5 +53,9 @@ func (c *changeRow) domain() topic.Change {
 	if c.FillID != nil && c.FillComment != nil && c.FillCreatedAt != nil && c.FillUpdatedAt != nil {
 		ch.Fill = &topic.Topic{ID: *c.FillID, Comment: *c.FillComment, CreatedAt: c.FillCreatedAt.UTC(), UpdatedAt: c.FillUpdatedAt.UTC()}
 	}
+	// A delete scrubs its topic's text from the log (scrubText): what is
+	// left cannot be replayed.
+	ch.Redacted = (c.Kind == string(topic.Created) || c.Kind == string(topic.Updated)) && c.Comment == nil ||
+		c.FillID != nil && c.FillComment == nil
 	return ch
 }

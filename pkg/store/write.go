@@ -157,7 +157,12 @@ func (s *Store) Update(ctx context.Context, id int64, comment string, authorize 
 }
 
 // Delete soft-deletes a live topic, or with purge removes the row for good
-// (purge also reaches topics that are already soft-deleted).
+// (purge also reaches topics that are already soft-deleted). Either way the
+// topic's text leaves the change log in the same transaction (a deleted
+// topic's text must not come back through a replay); the entries stay, as
+// markers of their versions, and can no longer be replayed (a resume across
+// them gets a snapshot). A soft-deleted row keeps its text for moderation,
+// on no public path.
 func (s *Store) Delete(ctx context.Context, id int64, purge bool, authorize func(tokenHash []byte) error) ([]topic.Change, error) {
 	return s.write(ctx, "delete topic", func(tx *gorm.DB) error {
 		if purge {
@@ -170,7 +175,18 @@ func (s *Store) Delete(ctx context.Context, id int64, purge bool, authorize func
 		if err := authorize(row.TokenHash); err != nil {
 			return err
 		}
-		return tx.Delete(&row).Error
+		if err := tx.Exec("UPDATE topic_changes SET comment = NULL WHERE topic_id = ? AND comment IS NOT NULL", id).Error; err != nil {
+			return fmt.Errorf("scrub the change log: %w", err)
+		}
+		if err := tx.Delete(&row).Error; err != nil {
+			return err
+		}
+		// Only now, under the version row's lock (the delete's hook took it),
+		// is every delete that named this topic as its fill committed.
+		if err := tx.Exec("UPDATE topic_changes SET fill_comment = NULL WHERE fill_id = ? AND fill_comment IS NOT NULL", id).Error; err != nil {
+			return fmt.Errorf("scrub the change log: %w", err)
+		}
+		return nil
 	})
 }
 

@@ -60,6 +60,9 @@ type Change struct {
 	Topic   Topic
 	Fill    *Topic
 	Stamp   int64
+	// Redacted marks a logged change whose text was removed because its
+	// topic (or its fill) was deleted since: it can no longer be replayed.
+	Redacted bool
 }
 
 // Page is a run of topics, newest first, read at one version. Stamp is the
