@@ -55,6 +55,7 @@ staticcheck: $(BIN)/staticcheck ## staticcheck over every module
 	cd services/deploytest && $(BIN)/staticcheck ./...
 	cd services/e2e && $(BIN)/staticcheck ./...
 	cd services/loadgen && $(BIN)/staticcheck ./...
+	cd services/soak && $(BIN)/staticcheck ./...
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -64,6 +65,13 @@ migrate: build ## apply schema migrations to DATABASE_URL
 
 clean: ## remove build output and the local SQLite board
 	rm -rf $(BIN) bbs.db bbs.db-shm bbs.db-wal
+
+SOAK_TIME    ?= 10m
+SOAK_SEED    ?= 0
+SOAK_TIMEOUT ?= 60m
+.PHONY: soak
+soak: ## randomized model test: 3 replicas, random writes, clients and faults for SOAK_TIME (10m); SOAK_SEED=N repeats a run (0: random)
+	SOAK_TIME=$(SOAK_TIME) SOAK_SEED=$(SOAK_SEED) $(GO) test -count=1 -timeout $(SOAK_TIMEOUT) -run '^TestSoak$$' -v ./services/soak
 
 FUZZTIME ?= 30s
 .PHONY: fuzz
