@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -58,6 +59,8 @@ func (s *Server) limitWrites(c *gin.Context) {
 type clientStreams struct {
 	mu sync.Mutex
 	n  map[string]int
+
+	reserved atomic.Int64 // streams accepted or being accepted, for MaxStreams
 }
 
 // acquire counts one more stream for key, unless key already holds limit.

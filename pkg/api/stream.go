@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"encoding/json"
@@ -37,22 +38,39 @@ func (s *Server) stream(c *gin.Context) {
 		s.failErr(c, feed.ErrNotReady)
 		return
 	}
-	if s.cfg.MaxStreams > 0 && s.hub.Len() >= s.cfg.MaxStreams {
+	// Both caps are reserved before the stream is accepted, and given back
+	// when it ends: checking a count and adding to it later lets a burst of
+	// requests all pass the check.
+	if s.cfg.MaxStreams > 0 && s.streams.reserved.Add(1) > int64(s.cfg.MaxStreams) {
+		s.streams.reserved.Add(-1)
 		s.m.StreamsRejected.WithLabelValues("replica_full").Inc()
 		c.Header("Retry-After", "5")
 		fail(c, http.StatusServiceUnavailable, "too_many_streams", "this replica holds as many streams as it may; retry")
 		return
 	}
-	release := func() {}
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			if s.cfg.MaxStreams > 0 {
+				s.streams.reserved.Add(-1)
+			}
+		})
+	}
 	if s.cfg.MaxStreamsPerClient > 0 {
 		key := clientKey(clientIP(c.Request, s.cfg.TrustedProxies))
 		if !s.streams.acquire(key, s.cfg.MaxStreamsPerClient) {
+			release()
 			s.m.StreamsRejected.WithLabelValues("client_full").Inc()
 			c.Header("Retry-After", "5")
 			fail(c, http.StatusTooManyRequests, "too_many_streams", "this address holds as many streams as it may; close one and retry")
 			return
 		}
-		release = func() { s.streams.release(key) }
+		replicaRelease := release
+		var clientOnce sync.Once
+		release = func() {
+			clientOnce.Do(func() { s.streams.release(key) })
+			replicaRelease()
+		}
 	}
 	lastID, resume := lastEventID(c.Request)
 	conn, _, err := http.NewResponseController(c.Writer).Hijack()

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -373,5 +375,50 @@ func TestStreamCapPerReplica(t *testing.T) {
 	checkStreamRefused(t, tryStream(t, r.URL), http.StatusServiceUnavailable)
 	if got := r.metric(t, `bbs_streams_rejected_total{reason="replica_full"}`); got != 1 {
 		t.Errorf(`bbs_streams_rejected_total{reason="replica_full"} = %v, want 1`, got)
+	}
+}
+
+// TestStreamCapsHoldUnderABurst: 40 streams asked for at once never get
+// past MAX_STREAMS (or MAX_STREAMS_PER_CLIENT): each is reserved before the
+// stream is accepted. Before, the cap was checked and only counted later,
+// so a burst overshot it.
+func TestStreamCapsHoldUnderABurst(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		env   map[string]string
+		limit int
+	}{
+		{"per replica", map[string]string{"MAX_STREAMS": "5", "MAX_STREAMS_PER_CLIENT": "1000"}, 5},
+		{"per client", map[string]string{"MAX_STREAMS_PER_CLIENT": "5"}, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, "")
+			r := c.start("r1", tc.env)
+			var wg sync.WaitGroup
+			var ok atomic.Int32
+			start := make(chan struct{})
+			for range 40 {
+				wg.Go(func() {
+					<-start
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					defer cancel()
+					req, _ := http.NewRequestWithContext(ctx, "GET", r.URL+"/api/topics/stream", nil)
+					resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
+					if err != nil {
+						return
+					}
+					if resp.StatusCode == http.StatusOK {
+						ok.Add(1)
+						<-ctx.Done() // hold it while the others try
+					}
+					resp.Body.Close()
+				})
+			}
+			close(start)
+			wg.Wait()
+			if n := int(ok.Load()); n != tc.limit {
+				t.Fatalf("%d streams accepted in a burst of 40, cap %d", n, tc.limit)
+			}
+		})
 	}
 }
