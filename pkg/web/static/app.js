@@ -506,10 +506,19 @@
     render((id) => insert && id === topic.id);
   }
 
-  function removeTopic(id) {
+  // A delete removes the topic, then slides in the event's fill (the next
+  // older topic, as the server read it at this version) unless it is shown
+  // already or the page is full: the same rule as the server's window and
+  // wire.ApplyEvent, so every tab holds exactly the server's first page.
+  function removeTopic(id, fill) {
     const before = state.topics.length;
     state.topics = state.topics.filter((t) => t.id !== id);
-    if (state.topics.length !== before) render();
+    const room = state.limit === null || state.topics.length < state.limit;
+    if (isTopic(fill) && fill.id !== id && room && !state.topics.some((t) => t.id === fill.id)) {
+      const at = state.topics.findIndex((t) => t.id < fill.id);
+      state.topics.splice(at < 0 ? state.topics.length : at, 0, fill);
+    }
+    if (state.topics.length !== before || isTopic(fill)) render();
   }
 
   // ---------------------------------------------------------------------
@@ -1022,7 +1031,7 @@
     on('topic.updated', (ev) => onDelta(ev, (data) => upsertTopic(data.topic, { insert: false })));
     on('topic.deleted', (ev) => onDelta(ev, (data) => {
       const id = Number(data.id);
-      removeTopic(id);
+      removeTopic(id, data.fill);
       forgetToken(id);
     }));
   }
