@@ -119,6 +119,12 @@ func (s *Server) update(c *gin.Context) {
 		return
 	}
 	token := bearer(c.Request)
+	if token == "" {
+		// Answered before the database is asked: without a token nobody
+		// may take the topic's row lock.
+		s.failErr(c, topic.ErrUnauthorized)
+		return
+	}
 	t, changes, err := s.store.Update(c.Request.Context(), id, comment, func(hash []byte) error {
 		return s.auth.Check(token, hash)
 	})

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bbsboard/bbs/pkg/wire"
 )
 
 // metric reads one sample from a replica's /metrics.
@@ -87,5 +89,24 @@ func TestReadsAndFanOutCostNoQueries(t *testing.T) {
 	}
 	if hits := r2.metric(t, "bbs_cache_hits_total"); hits < 20 {
 		t.Errorf("r2: %v cache hits, want >= 20", hits)
+	}
+}
+
+// TestNoTokenNoDatabase: an edit or delete without a token is answered 401
+// before the database is asked, so nobody can take a topic's row lock
+// without one. Before, PATCH read the row FOR UPDATE first.
+func TestNoTokenNoDatabase(t *testing.T) {
+	c := newCluster(t, "")
+	r := c.start("r1", nil)
+	created := r.create(t, "locked by nobody")
+	before := r.metric(t, "bbs_db_queries_total")
+	for _, method := range []string{"PATCH", "DELETE"} {
+		o := sendJSON(method, topicURL(r, created.Topic.ID), "", wire.CommentBody{Comment: "x"})
+		if o.status != http.StatusUnauthorized {
+			t.Fatalf("%s without a token: %v", method, o)
+		}
+	}
+	if n := r.metric(t, "bbs_db_queries_total") - before; n != 0 {
+		t.Fatalf("%v SQL statements for two requests without a token, want 0", n)
 	}
 }
