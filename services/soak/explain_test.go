@@ -1,6 +1,7 @@
 package soak
 
 import (
+	"fmt"
 	"sync"
 	"time"
 )
@@ -117,4 +118,22 @@ func (l *faultLog) explain(rep int, o outcome, needsDB bool) string {
 		return lifeWhy(false)
 	}
 	return ""
+}
+
+// during names every fault in force anywhere during [from, to], for the
+// report of an answer nothing on its own replica explains.
+func (l *faultLog) during(from, to time.Time) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, r := range l.recs {
+		end := r.end
+		if end.IsZero() {
+			end = time.Now()
+		}
+		if r.start.Before(to) && end.After(from) {
+			out = append(out, fmt.Sprintf("%s(rep %d)", r.kind, r.rep))
+		}
+	}
+	return out
 }

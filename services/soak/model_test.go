@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/bbsboard/bbs/pkg/wire"
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // model is the board as the database says it was at every version, built
@@ -22,7 +22,7 @@ type model struct {
 	dbURL string
 
 	mu      sync.Mutex
-	conn    *pgx.Conn
+	db      *pgxpool.Pool        // reconnects by itself: the log must be read whatever happened
 	last    int64                // highest version read
 	hist    map[int64]*topicHist // by topic id
 	ids     []int64              // every id seen, ascending
@@ -58,14 +58,12 @@ var markerRE = regexp.MustCompile(`\[w(\d+)\]`)
 func newModel(ctx context.Context, dbURL string) (*model, error) {
 	m := &model{dbURL: dbURL, hist: map[int64]*topicHist{}, markers: map[int]logRef{}, created: map[int]int{}}
 	var err error
-	m.conn, err = pgx.Connect(ctx, dbURL)
+	m.db, err = pgxpool.New(ctx, dbURL)
 	return m, err
 }
 
 func (m *model) close() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.conn.Close(context.Background())
+	m.db.Close()
 }
 
 // sync reads every log entry after the last one read.
@@ -79,7 +77,7 @@ func (m *model) syncLocked(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for {
-		rows, err := m.conn.Query(ctx, `SELECT version, kind, topic_id, comment, created_at, updated_at
+		rows, err := m.db.Query(ctx, `SELECT version, kind, topic_id, comment, created_at, updated_at
 FROM topic_changes WHERE version > $1 ORDER BY version LIMIT 2000`, m.last)
 		if err != nil {
 			return fmt.Errorf("read change log: %w", err)
@@ -225,7 +223,7 @@ func (m *model) dbVersion(ctx context.Context) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var v int64
-	err := m.conn.QueryRow(ctx, "SELECT v FROM bbs_version WHERE id = 1").Scan(&v)
+	err := m.db.QueryRow(ctx, "SELECT v FROM bbs_version WHERE id = 1").Scan(&v)
 	return v, err
 }
 
@@ -239,7 +237,7 @@ func (m *model) prune(ctx context.Context, pick func(last int64) int64) (upTo, d
 		return 0, 0, err
 	}
 	upTo = pick(m.last)
-	tag, err := m.conn.Exec(ctx, "DELETE FROM topic_changes WHERE version <= $1", upTo)
+	tag, err := m.db.Exec(ctx, "DELETE FROM topic_changes WHERE version <= $1", upTo)
 	if err != nil {
 		return upTo, 0, err
 	}

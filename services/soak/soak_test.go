@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -39,7 +39,7 @@ type harness struct {
 	model   *model
 	chk     *checker
 	book    *book
-	pg      *pgx.Conn // the verifier's own connection, straight to Postgres
+	pg      *pgxpool.Pool // straight to Postgres, never through a proxy
 	rdb     *redis.Client
 	dup     *duplicator
 	stale   *staleCache
@@ -97,10 +97,7 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.model.close()
-	if h.pg, err = pgx.Connect(ctx, h.cl.dbURL); err != nil {
-		t.Fatal(err)
-	}
-	defer h.pg.Close(context.Background())
+	h.pg = h.model.db
 	h.rdb = redis.NewClient(&redis.Options{Addr: h.cl.redis.addr(), DialTimeout: 500 * time.Millisecond,
 		ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond, MaxRetries: -1})
 	defer h.rdb.Close()

@@ -411,7 +411,8 @@ func (h *harness) judgeAnd(op string, r *replica, o outcome, expected []int, des
 	}
 	h.stats.inc("ops " + op + " " + label + " UNEXPECTED")
 	h.journal.add("op", "%s on %s: %s in %v UNEXPECTED (want %v)", desc, r.name, label, o.took.Round(time.Millisecond), expected)
-	detail := fmt.Sprintf("%s on %s: %s after %v (expected %v; err %v)", desc, r.name, label, o.took.Round(time.Millisecond), expected, o.err)
+	detail := fmt.Sprintf("%s on %s: %s after %v (expected %v; err %v); faults in force anywhere meanwhile: %v",
+		desc, r.name, label, o.took.Round(time.Millisecond), expected, o.err, h.faults.during(o.start, o.start.Add(o.took)))
 	switch {
 	case o.took > requestBound:
 		h.div.report("request hung past "+requestBound.String(), "%s", detail)
