@@ -79,3 +79,4 @@ fuzz: ## run every fuzz test for FUZZTIME each
 	$(GO) test -run '^$$' -fuzz '^FuzzEncodeKeepsFraming$$' -fuzztime $(FUZZTIME) ./pkg/sse
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalizeComment$$' -fuzztime $(FUZZTIME) ./pkg/topic
 	$(GO) test -run '^$$' -fuzz '^FuzzStrictUnmarshal$$' -fuzztime $(FUZZTIME) ./pkg/api
+	$(GO) test -run '^$$' -fuzz '^FuzzHTTPSurface$$' -fuzztime $(FUZZTIME) ./pkg/api
