@@ -92,6 +92,13 @@ func commitRefused(err error) bool {
 		}
 		return severity == "ERROR"
 	}
+	if errors.Is(err, pgconn.ErrConnClosed) {
+		// pgx says "conn closed" both when the connection was closed before
+		// COMMIT was written and when it closed while the answer was being
+		// read (the soak test saw such a COMMIT land): it proves nothing,
+		// whatever its SafeToRetry says.
+		return false
+	}
 	if errors.Is(err, pgx.ErrTxCommitRollback) || errors.Is(err, sql.ErrTxDone) {
 		// The server answered ROLLBACK; or database/sql had already ended
 		// the transaction and sent nothing.
