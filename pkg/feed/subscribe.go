@@ -30,11 +30,23 @@ const aheadWait = 2 * time.Second
 // is taken; and every frame is encoded once per replica and shared by
 // every stream that replays it (the ring, the replay cache, the snapshot).
 func (f *Feed) Attach(ctx context.Context, st *sse.Stream, lastID int64, resume bool, first ...sse.Frame) error {
+	lagging := false
 	if resume && lastID > f.Version() {
 		// The client saw a version on another replica that this one has not
 		// applied yet; wait briefly rather than hand it an older snapshot.
 		f.requestSync("client ahead")
 		f.waitFor(ctx, lastID, aheadWait)
+		if lastID > f.Version() {
+			// Still behind. If the database has lastID, the client is right
+			// and we are late: attach it at lastID, and it gets what follows
+			// as we catch up. So too when the database cannot be asked (that
+			// is usually why we are late): a snapshot older than what the
+			// client shows would take its board back in time. Only an id the
+			// database denies (from another database, or a history since
+			// rewound) gets our snapshot.
+			head, _, err := f.db.Head(ctx)
+			lagging = err != nil || head >= lastID
+		}
 	}
 	var logged []topic.Change
 	f.mu.Lock()
@@ -53,6 +65,10 @@ func (f *Feed) Attach(ctx context.Context, st *sse.Stream, lastID int64, resume 
 	defer f.mu.Unlock()
 	if !f.ready {
 		return ErrNotReady
+	}
+	if lagging && lastID > f.version {
+		// The hub skips every frame up to lastID: the client has those.
+		return f.hub.Attach(st, lastID, first)
 	}
 	if f.deletes != deletes {
 		// A topic was deleted since the log was read: what was read may

@@ -353,5 +353,12 @@ func (f *Feed) check(ctx context.Context) {
 	f.mu.Unlock()
 	if off {
 		f.requestSync("check")
+		return
+	}
+	// Current with the database. The shared cache may not be: the store
+	// after the last write can have failed (Redis cut off just then), and
+	// no later write comes to redo it.
+	if cv, err := f.cache.Version(ctx); err == nil && cv < latest {
+		f.storeCache(ctx)
 	}
 }

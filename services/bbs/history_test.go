@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
 	"github.com/bbsboard/bbs/pkg/store"
+	"github.com/bbsboard/bbs/pkg/testenv"
 	"github.com/bbsboard/bbs/pkg/wire"
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
@@ -370,5 +372,81 @@ func TestHostileNotices(t *testing.T) {
 	if got := v.state(); len(got.Topics) != 2 || got.Topics[0].ID != created.Topic.ID {
 		t.Fatalf("client shows %s", listJSON(got))
 	}
+	v.check()
+}
+
+// TestCacheCatchesUp: the shared cache behind the database after the
+// writes stopped (the store after the last write failed, say) is brought
+// up to date by the periodic check. Before, it stayed behind for good.
+func TestCacheCatchesUp(t *testing.T) {
+	c := newCluster(t, "")
+	r := c.start("r1", map[string]string{"VERSION_CHECK": "200ms"})
+	r.create(t, "one")
+	rdb, key := c.redis(t)
+	ctx := context.Background()
+	eventually(t, 5*time.Second, func() string {
+		if v, _ := rdb.HGet(ctx, key("snapshot"), "v").Int64(); v != 1 {
+			return fmt.Sprintf("cache at %d", v)
+		}
+		return ""
+	})
+	old, _ := rdb.HGetAll(ctx, key("snapshot")).Result()
+	r.create(t, "two")
+	eventually(t, 5*time.Second, func() string {
+		if v, _ := rdb.HGet(ctx, key("snapshot"), "v").Int64(); v != 2 {
+			return fmt.Sprintf("cache at %d", v)
+		}
+		return ""
+	})
+	rdb.Del(ctx, key("snapshot"))
+	rdb.HSet(ctx, key("snapshot"), old)
+	took := eventually(t, 5*time.Second, func() string {
+		if v, _ := rdb.HGet(ctx, key("snapshot"), "v").Int64(); v != 2 {
+			return fmt.Sprintf("cache still at %d, database at 2", v)
+		}
+		return ""
+	})
+	t.Logf("cache caught up in %v", took.Round(time.Millisecond))
+}
+
+// TestResumeOnLaggingReplica: a client that saw version V on one replica
+// resumes on another that is behind V and cannot reach the database (nor
+// Redis) to catch up. It must not be handed the lagging replica's older
+// snapshot, which would take its board back in time: it is attached at V
+// and gets what follows once the replica catches up. Before, its view went
+// backwards (the soak test found it, seeds 11 and 688135576).
+func TestResumeOnLaggingReplica(t *testing.T) {
+	c := newCluster(t, "")
+	r1 := c.start("r1", nil)
+	dbProxy, dbURL := databaseProxy(t, c)
+	ru, _ := url.Parse(c.base["REDIS_URL"])
+	redisProxy := testenv.StartProxy(t, ru.Host)
+	ru.Host = redisProxy.Addr()
+	r2 := c.start("r2", map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": ru.String(), "VERSION_CHECK": "300ms"})
+	r1.create(t, "one")
+	v := watch(t, "client", r1.URL, "")
+	v.waitVersion(1, 5*time.Second)
+	eventually(t, 5*time.Second, func() string {
+		if got := r2.list(t).Version; got != 1 {
+			return fmt.Sprintf("r2 at %d", got)
+		}
+		return ""
+	})
+	dbProxy.Cut()
+	redisProxy.Freeze()
+	r1.create(t, "two")
+	r1.create(t, "three")
+	v.waitVersion(3, 5*time.Second)
+	v.close()
+	if got := r2.list(t).Version; got != 1 {
+		t.Fatalf("r2 at %d, want it behind at 1", got)
+	}
+	v.connect(r2.URL, v.lastID)
+	time.Sleep(2500 * time.Millisecond) // past the replica's wait for itself
+	dbProxy.Restore()
+	redisProxy.Restore()
+	r1.create(t, "four")
+	v.waitVersion(4, 10*time.Second)
+	sameList(t, "resumed on the lagging replica", v.state(), r1.list(t))
 	v.check()
 }
