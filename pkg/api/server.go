@@ -3,8 +3,10 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -55,8 +57,12 @@ func New(cfg Config, log *slog.Logger, st *store.Store, f *feed.Feed, hub *sse.H
 	return &Server{cfg: cfg, log: log, store: st, feed: f, hub: hub, auth: auth, m: m, checks: checks}
 }
 
-// Drain turns the replica not-ready and tells every stream to reconnect
-// elsewhere, each after its own jittered delay.
+// Drain turns the replica not-ready, makes every answer from now on say
+// `Connection: close` (see closeWhenDraining) and tells every stream to
+// reconnect elsewhere, each after its own jittered delay. The replica goes
+// on answering every request that reaches it: the caller keeps the
+// listener open for DRAIN_DELAY, so load balancers stop sending here and
+// kept-alive clients leave, before it closes it.
 func (s *Server) Drain() {
 	s.draining.Store(true)
 	s.hub.Close(s.goodbye)
@@ -96,8 +102,66 @@ func (s *Server) Handler() http.Handler {
 	api.GET("/stream", s.stream)
 	api.PATCH("/:id", s.limitWrites, s.update)
 	api.DELETE("/:id", s.limitWrites, s.delete)
-	return r
+	return s.closeWhenDraining(r)
 }
+
+// closeWhenDraining adds `Connection: close` to every answer whose head is
+// written once the replica drains, whenever its request arrived: net/http
+// then closes the connection after that answer, and the client, told so,
+// sends its next request on a new connection, through the load balancer to
+// another replica. Deciding when the head is written, not when the request
+// arrives, covers the requests in flight when the drain begins, so no
+// kept-alive connection is left open and idle when the listener closes.
+func (s *Server) closeWhenDraining(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dw := &drainWriter{ResponseWriter: w, draining: &s.draining}
+		h.ServeHTTP(dw, r)
+		dw.head() // a handler that wrote nothing: net/http writes the head now
+	})
+}
+
+// drainWriter is closeWhenDraining's ResponseWriter. It passes on what
+// gin and the stream need: Flush, Hijack and Unwrap (for
+// http.ResponseController).
+type drainWriter struct {
+	http.ResponseWriter
+	draining *atomic.Bool
+	headDone bool
+}
+
+// head marks the answer closing if the replica drains by now.
+func (w *drainWriter) head() {
+	if w.headDone {
+		return
+	}
+	w.headDone = true
+	if w.draining.Load() {
+		w.ResponseWriter.Header().Set("Connection", "close")
+	}
+}
+
+func (w *drainWriter) WriteHeader(code int) {
+	if code >= 200 { // a 1xx head is not the answer's
+		w.head()
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *drainWriter) Write(b []byte) (int, error) {
+	w.head()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *drainWriter) Flush() {
+	w.head()
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *drainWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+func (w *drainWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // common stamps every response with the replica and counts it by route.
 func (s *Server) common(c *gin.Context) {

@@ -23,7 +23,8 @@ type Config struct {
 	ReplicaID       string
 	SnapshotLimit   int
 	Heartbeat       time.Duration
-	ShutdownGrace   time.Duration
+	ShutdownGrace   time.Duration // after DrainDelay: to finish requests and streams
+	DrainDelay      time.Duration // on SIGTERM: not-ready, answering with Connection: close, listener open
 	DrainJitter     time.Duration
 	Retry           time.Duration
 	WriteRate       int // writes per minute per client address
@@ -58,6 +59,14 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxStreamsPerIP: p.int("MAX_STREAMS_PER_CLIENT", 50),
 		CheckEvery:      p.dur("VERSION_CHECK", 5*time.Second),
 	}
+	// A replica behind a load balancer keeps answering while the balancer
+	// and kept-alive clients move away; alone (no Redis: one replica, as
+	// `make run`) there is nowhere for them to go, so it stops at once.
+	drainDelay := 5 * time.Second
+	if c.RedisURL == "" {
+		drainDelay = 0
+	}
+	c.DrainDelay = p.dur("DRAIN_DELAY", drainDelay)
 	c.WriteRate = p.rate("WRITE_RATE", 30)
 	c.TrustedProxies = p.prefixes("TRUSTED_PROXIES")
 	if err := c.LogLevel.UnmarshalText([]byte(p.str("LOG_LEVEL", "info"))); err != nil {
@@ -86,7 +95,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("replica", c.ReplicaID),
 		slog.Int("snapshot_limit", c.SnapshotLimit),
 		slog.Duration("heartbeat", c.Heartbeat),
+		slog.Duration("drain_delay", c.DrainDelay),
 		slog.Duration("shutdown_grace", c.ShutdownGrace),
+		slog.Duration("drain_jitter", c.DrainJitter),
 		slog.Int("write_rate_per_min", c.WriteRate),
 		slog.Int("write_burst", c.WriteBurst),
 		slog.Int("max_streams", c.MaxStreams),

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -9,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bbsboard/bbs/pkg/wire"
 )
 
 // TestSIGKILLClientsResume: a replica process dies without a word. Its
@@ -54,13 +59,17 @@ func TestSIGKILLClientsResume(t *testing.T) {
 }
 
 // TestSIGTERMDrains is a rolling update's view of one replica: on SIGTERM
-// it turns not-ready, tells each stream to come back after its own delay
-// within DRAIN_JITTER (not all in the same instant), lets writes in flight
-// finish, and exits 0 within SHUTDOWN_GRACE. No acknowledged write is lost.
+// it turns not-ready and at once tells each stream to come back after its
+// own delay within DRAIN_JITTER (not all in the same instant), keeps
+// answering writes for DRAIN_DELAY, then refuses connections, lets writes
+// in flight finish, and exits 0 within DRAIN_DELAY + SHUTDOWN_GRACE. No
+// write fails short of a refused connection, and no acknowledged write is
+// lost.
 func TestSIGTERMDrains(t *testing.T) {
 	c := newCluster(t, "")
 	jitter := 2 * time.Second
-	draining := c.startProcess("draining", map[string]string{"DRAIN_JITTER": jitter.String(), "SHUTDOWN_GRACE": "10s"})
+	delay := 3 * time.Second
+	draining := c.startProcess("draining", map[string]string{"DRAIN_JITTER": jitter.String(), "DRAIN_DELAY": delay.String(), "SHUTDOWN_GRACE": "10s"})
 	other := c.startProcess("other", nil)
 	const clients = 30
 	var views []*view
@@ -68,10 +77,14 @@ func TestSIGTERMDrains(t *testing.T) {
 		views = append(views, watch(t, fmt.Sprintf("client%d", i), draining.URL, ""))
 	}
 
-	// Writers keep hitting the draining replica through the signal.
+	// Writers keep hitting the draining replica through the signal, over
+	// kept-alive connections.
 	var acked atomic.Int64
+	var ackedIDs sync.Map
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failed []string
 	for w := 0; w < 4; w++ {
 		wg.Go(func() {
 			for i := 0; ; i++ {
@@ -80,26 +93,53 @@ func TestSIGTERMDrains(t *testing.T) {
 					return
 				default:
 				}
-				var out struct{}
 				req := fmt.Sprintf("writer %d/%d", w, i)
-				code := doQuiet(draining.URL, req, &out)
+				id, code, err := doQuiet(draining.URL, req)
 				if code == http.StatusCreated {
 					acked.Add(1)
+					ackedIDs.Store(id, req)
+					continue
 				}
-				if code == 0 { // connection refused: the replica is gone
-					return
+				if !errors.Is(err, syscall.ECONNREFUSED) { // refused: the replica is gone
+					mu.Lock()
+					failed = append(failed, fmt.Sprintf("%s: %d %v", req, code, err))
+					mu.Unlock()
 				}
+				return
 			}
 		})
 	}
+	// Every stream ends when it is told to come back, at the start of the
+	// drain, not when the replica exits.
+	streamsEnded := make(chan time.Time, 1)
+	go func() {
+		for _, v := range views {
+			v.mu.Lock()
+			ended := v.ended
+			v.mu.Unlock()
+			<-ended
+		}
+		streamsEnded <- time.Now()
+	}()
 	time.Sleep(200 * time.Millisecond)
+	signalled := time.Now()
 	took, err := draining.signal(syscall.SIGTERM, 15*time.Second)
 	close(stop)
 	wg.Wait()
 	if err != nil {
 		t.Fatalf("drained replica exited with %v, want 0", err)
 	}
-	t.Logf("drained %d streams and exited 0 in %v", clients, took)
+	told := (<-streamsEnded).Sub(signalled)
+	t.Logf("drained %d streams (all told within %v) and exited 0 in %v", clients, told.Round(time.Millisecond), took)
+	if told >= delay {
+		t.Errorf("streams ended %v after SIGTERM: want them told at once, within DRAIN_DELAY %v", told, delay)
+	}
+	if took < delay {
+		t.Errorf("exited %v after SIGTERM: want answers for DRAIN_DELAY %v first", took, delay)
+	}
+	for _, f := range failed {
+		t.Errorf("write failed during the drain: %s", f)
+	}
 
 	distinct := map[int64]bool{}
 	for _, v := range views {
@@ -119,15 +159,26 @@ func TestSIGTERMDrains(t *testing.T) {
 
 	// Every acknowledged write is in the database, and the clients resume
 	// on the other replica to exactly its state.
-	var truth struct {
-		Version int64
-		Topics  []struct{ ID int64 }
+	stored := map[int64]string{}
+	url := other.URL + "/api/topics?limit=500"
+	for {
+		var page wire.List
+		do(t, "GET", url, "", nil, &page)
+		for _, tp := range page.Topics {
+			stored[tp.ID] = tp.Comment
+		}
+		if len(page.Topics) == 0 {
+			break
+		}
+		url = fmt.Sprintf("%s/api/topics?limit=500&before=%d", other.URL, page.Topics[len(page.Topics)-1].ID)
 	}
-	do(t, "GET", other.URL+"/api/topics?limit=500", "", nil, &truth)
-	if int64(len(truth.Topics)) < acked.Load() || truth.Version < acked.Load() {
-		t.Fatalf("%d writes acknowledged, database has %d topics at version %d", acked.Load(), len(truth.Topics), truth.Version)
-	}
-	t.Logf("%d writes acknowledged during the drain, all in the database", acked.Load())
+	ackedIDs.Range(func(id, comment any) bool {
+		if stored[id.(int64)] != comment.(string) {
+			t.Errorf("acknowledged write %d (%q) is not in the database", id, comment)
+		}
+		return true
+	})
+	t.Logf("%d writes acknowledged during the drain, all in the database (%d topics)", acked.Load(), len(stored))
 	want := other.list(t)
 	for _, v := range views {
 		v.reconnect(other.URL)
@@ -137,13 +188,23 @@ func TestSIGTERMDrains(t *testing.T) {
 	}
 }
 
-// doQuiet posts a comment and returns the status, or 0 when the replica
-// could not be reached at all.
-func doQuiet(url, comment string, out any) int {
+// doQuiet posts a comment and returns the created topic's id and the
+// status (0 with the error when there was no whole answer).
+func doQuiet(url, comment string) (int64, int, error) {
 	resp, err := http.Post(url+"/api/topics", "application/json", strings.NewReader(`{"comment":"`+comment+`"}`))
 	if err != nil {
-		return 0
+		return 0, 0, err
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, err
+	}
+	var created wire.Created
+	if resp.StatusCode == http.StatusCreated {
+		if err := json.Unmarshal(data, &created); err != nil {
+			return 0, 0, err
+		}
+	}
+	return created.Topic.ID, resp.StatusCode, nil
 }

@@ -98,8 +98,10 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	conns := newConnTracker()
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),
+		ConnState:         conns.hook,
 		ReadHeaderTimeout: 5 * time.Second, // slowloris
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    32 << 10,
@@ -118,12 +120,50 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	case <-ctx.Done():
 	}
 
-	// Drain: not-ready at once, streams told to come back (jittered) and
-	// closed, in-flight requests finished, all within SHUTDOWN_GRACE.
-	log.Info("draining", "grace", cfg.ShutdownGrace)
+	// Drain (DESIGN.md, "a replica drained"): no request fails.
+	//
+	//  1. At once: not-ready, streams told to come back elsewhere (each
+	//     after its own jittered delay), and every answer from now on says
+	//     Connection: close.
+	//  2. For DRAIN_DELAY the listener stays open and every request that
+	//     arrives is answered as usual: load balancers see the replica
+	//     not-ready or drop it, and each kept-alive client (a load
+	//     balancer's upstream pool) is told to close its connection with its
+	//     next answer. Closing an idle kept-alive connection ourselves would
+	//     race with a request the client is sending on it: nginx does not
+	//     retry a POST it has sent, and answers 502.
+	//  3. The listener stops at a moment when no connection waits in its
+	//     accept queue (stopListening), so none that a client may have sent
+	//     a request on is reset; from then on connections are refused,
+	//     which a load balancer retries elsewhere.
+	//  4. Every connection accepted is answered: http.Server.Shutdown is
+	//     called only once none waits for its request or serves one
+	//     (Shutdown drops a request it reads after it began). It closes
+	//     the connections left idle through the whole delay.
+	//  5. Streams are waited for. 4 and 5 within SHUTDOWN_GRACE.
+	log.Info("draining", "delay", cfg.DrainDelay, "grace", cfg.ShutdownGrace)
+	drainStart := time.Now()
 	srv.Drain()
+	select {
+	case <-time.After(cfg.DrainDelay):
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
+	if err := stopListening(ln); err != nil {
+		log.Warn("stopping the listener", "err", err)
+	} else {
+		// The accept loop ends with an error once the socket no longer
+		// listens; every connection it accepted is tracked by then.
+		select {
+		case <-served:
+		case <-shutdownCtx.Done():
+		}
+	}
+	if werr := conns.waitAnswered(shutdownCtx); werr != nil {
+		log.Warn("requests still unanswered at the end of the grace period", "err", werr)
+	}
 	err = httpSrv.Shutdown(shutdownCtx)
 	if werr := srv.WaitStreams(shutdownCtx); werr != nil {
 		log.Warn("streams cut off at the end of the grace period", "err", werr)
@@ -133,7 +173,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	log.Info("stopped")
+	log.Info("stopped", "drained_in", time.Since(drainStart).Round(time.Millisecond))
 	return nil
 }
 

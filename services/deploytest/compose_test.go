@@ -104,8 +104,9 @@ func TestComposeReplicasAndImage(t *testing.T) {
 	}
 	// `docker compose stop` must let a replica drain before SIGKILL.
 	grace := envDuration(t, bbs.Environment, "SHUTDOWN_GRACE", 25*time.Second)
-	if bbs.StopGracePeriod == nil || time.Duration(*bbs.StopGracePeriod) <= grace {
-		t.Errorf("bbs: stop_grace_period %v must exceed SHUTDOWN_GRACE %v", bbs.StopGracePeriod, grace)
+	delay := envDuration(t, bbs.Environment, "DRAIN_DELAY", 5*time.Second)
+	if bbs.StopGracePeriod == nil || time.Duration(*bbs.StopGracePeriod) <= delay+grace {
+		t.Errorf("bbs: stop_grace_period %v must exceed DRAIN_DELAY %v + SHUTDOWN_GRACE %v", bbs.StopGracePeriod, delay, grace)
 	}
 }
 

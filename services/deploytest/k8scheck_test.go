@@ -33,9 +33,10 @@ func checkRollout(t *testing.T, p bbsPod) {
 	}
 	sleep := time.Duration(pre.PreStop.Sleep.Seconds) * time.Second
 	grace := p.configDuration(t, "SHUTDOWN_GRACE", 25*time.Second)
+	delay := p.configDuration(t, "DRAIN_DELAY", 5*time.Second)
 	tgp := d.Spec.Template.Spec.TerminationGracePeriodSeconds
-	if tgp == nil || time.Duration(*tgp)*time.Second <= grace+sleep {
-		t.Errorf("terminationGracePeriodSeconds %v must exceed SHUTDOWN_GRACE %v + preStop %v", tgp, grace, sleep)
+	if tgp == nil || time.Duration(*tgp)*time.Second <= sleep+delay+grace {
+		t.Errorf("terminationGracePeriodSeconds %v must exceed preStop %v + DRAIN_DELAY %v + SHUTDOWN_GRACE %v", tgp, sleep, delay, grace)
 	}
 	spread := d.Spec.Template.Spec.TopologySpreadConstraints
 	if len(spread) == 0 || spread[0].TopologyKey != "kubernetes.io/hostname" || !selects(spread[0].LabelSelector.MatchLabels, d) {

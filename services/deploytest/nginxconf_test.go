@@ -4,6 +4,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -126,5 +127,48 @@ func TestNginxAcceptsClusterConfig(t *testing.T) {
 	writeFile(t, conf, renderLocal(t, "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"))
 	if out, err := exec.Command(nginx, "-p", dir, "-c", conf, "-e", "stderr", "-t", "-q").CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t: %v\n%s\n%s", err, out, nginxHelp)
+	}
+}
+
+var keepaliveTimeoutRe = regexp.MustCompile(`(?m)^\s*keepalive_timeout (\w+);`)
+
+// nginxKeepaliveTimeout is how long nginx keeps an idle upstream
+// connection in its pool.
+func nginxKeepaliveTimeout(t testing.TB) time.Duration {
+	t.Helper()
+	m := keepaliveTimeoutRe.FindStringSubmatch(render(t, "compose"))
+	if m == nil {
+		t.Fatal("nginx.conf: no keepalive_timeout in the upstream block (the default 60s outlives a drain)")
+	}
+	d, err := time.ParseDuration(m[1])
+	if err != nil {
+		t.Fatalf("keepalive_timeout %q: %v", m[1], err)
+	}
+	return d
+}
+
+// TestNginxDrainSafe: nginx closes its idle connections to a replica
+// before the replica, draining, closes them (nginx would answer 502 to a
+// POST sent on one as it closes), and retries what is safe to retry: a
+// request never sent, and a 503 (a stream opened on a draining replica).
+func TestNginxDrainSafe(t *testing.T) {
+	t.Parallel()
+	ka := nginxKeepaliveTimeout(t)
+	delay := envDuration(t, service(t, loadCompose(t), "bbs").Environment, "DRAIN_DELAY", 5*time.Second)
+	if ka >= delay {
+		t.Errorf("nginx keepalive_timeout %v must be shorter than the replicas' DRAIN_DELAY %v (docker-compose.yml)", ka, delay)
+	}
+	m := regexp.MustCompile(`proxy_next_upstream ([^;]+);`).FindStringSubmatch(render(t, "compose"))
+	if m == nil {
+		t.Fatal("nginx.conf: no proxy_next_upstream")
+	}
+	conds := strings.Fields(m[1])
+	for _, want := range []string{"error", "http_503"} {
+		if !slices.Contains(conds, want) {
+			t.Errorf("proxy_next_upstream %q lacks %s", m[1], want)
+		}
+	}
+	if slices.Contains(conds, "non_idempotent") {
+		t.Errorf("proxy_next_upstream %q: non_idempotent would send a POST twice", m[1])
 	}
 }

@@ -10,14 +10,18 @@ import (
 const (
 	streams    = 300 // browsers following the board through nginx
 	writeRate  = 20  // writes a second through nginx
-	drainLimit = 15 * time.Second
+	readRate   = 20  // reads of the first page a second through nginx
+	drainDelay = 3 * time.Second
+	drainLimit = drainDelay + 15*time.Second
 )
 
 // TestRollingRestart restarts each replica in turn, as a Kubernetes rollout
 // does (SIGTERM, exit 0, a new one ready before the next goes), under
-// steady writes and a few hundred open streams, all through nginx. No
-// acknowledged write may be lost, and every browser must end up showing
-// exactly what GET /api/topics says, without ever applying a gap.
+// steady writes, steady reads and a few hundred open streams, all through
+// nginx. No request may fail (every write, read and stream connect is
+// answered 2xx), no acknowledged write may be lost, and every browser must
+// end up showing exactly what GET /api/topics says, without ever applying
+// a gap.
 func TestRollingRestart(t *testing.T) {
 	st := startStack(t, map[string]string{
 		"WRITE_RATE":             "100000", // every write comes from 127.0.0.1
@@ -27,7 +31,13 @@ func TestRollingRestart(t *testing.T) {
 		"SSE_RETRY":              "1s",
 		"DRAIN_JITTER":           "1s",
 		"SHUTDOWN_GRACE":         "10s",
+		"DRAIN_DELAY":            drainDelay.String(),
 	})
+	// nginx must have let go of its idle upstream connections to a
+	// draining replica before the replica closes them.
+	if ka := nginxKeepaliveTimeout(t); ka >= drainDelay {
+		t.Fatalf("nginx keepalive_timeout %v must be shorter than DRAIN_DELAY %v", ka, drainDelay)
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 
@@ -63,6 +73,11 @@ func TestRollingRestart(t *testing.T) {
 		writes.writeSteadily(writeCtx, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}, st.LB, writeRate)
 		close(writersDone)
 	}()
+	readersDone := make(chan struct{})
+	go func() {
+		writes.readSteadily(writeCtx, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}, st.LB, readRate)
+		close(readersDone)
+	}()
 
 	time.Sleep(2 * time.Second)
 	for _, r := range st.Replicas {
@@ -75,6 +90,7 @@ func TestRollingRestart(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	stopWrites()
 	<-writersDone
+	<-readersDone
 
 	final := settledVersion(t, st)
 	waitFor(t, 20*time.Second, "every browser at the final version", func() bool {
@@ -87,4 +103,5 @@ func TestRollingRestart(t *testing.T) {
 	})
 	checkBrowsers(t, browsers, final)
 	checkWrites(t, st, writes)
+	checkNoFailures(t, writes)
 }

@@ -55,13 +55,14 @@ func post(t *testing.T, client *http.Client, base, comment string, header map[st
 	return resp.StatusCode
 }
 
-// ledger records what the writers were told: a write is acknowledged by a
-// 2xx; anything else (a 502 from nginx when a replica closed under it, a
-// 503) is unacknowledged, and the client would retry it.
+// ledger records what the writers and readers were told: a write is
+// acknowledged by a 2xx; anything else is unacknowledged (the client would
+// retry it), and through a rolling restart it is a failed request: a
+// draining replica answers every request that reaches it.
 type ledger struct {
 	mu       sync.Mutex
 	topics   map[int64]*written
-	statuses map[string]int // "POST 201", "PATCH 502", "POST error", ...
+	statuses map[string]int // "POST 201", "PATCH 502", "GET 200", "POST error", ...
 }
 
 // written is one created topic and what its comment may be now.
@@ -131,4 +132,43 @@ func (l *ledger) writeSteadily(ctx context.Context, client *http.Client, base st
 			})
 		}
 	}
+}
+
+// readSteadily reads the first page through base `rate` times a second
+// until ctx ends, as the page's fallback poll does.
+func (l *ledger) readSteadily(ctx context.Context, client *http.Client, base string, rate int) {
+	var wg sync.WaitGroup
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-tick.C:
+			wg.Go(func() {
+				rctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				defer cancel()
+				var page wire.List
+				code, err := send(rctx, client, http.MethodGet, "http://"+base+"/api/topics", "", nil, &page)
+				l.note("GET", code, err)
+			})
+		}
+	}
+}
+
+// failed counts the requests not answered as expected, by what they got.
+func (l *ledger) failed() (int, map[string]int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, by := 0, map[string]int{}
+	for key, c := range l.statuses {
+		switch key {
+		case "POST 201", "PATCH 200", "GET 200":
+		default:
+			n += c
+			by[key] = c
+		}
+	}
+	return n, by
 }

@@ -172,7 +172,9 @@ down() {
   stop_pid "$state/nginx/nginx.pid" nginx QUIT 10
   for f in "$state"/bbs-*.pid; do
     [ -e "$f" ] || continue
-    # SIGTERM: the replica drains (SHUTDOWN_GRACE, 25s by default).
+    # SIGTERM: the replica drains (DRAIN_DELAY + SHUTDOWN_GRACE, 5s + 25s
+    # by default; nginx is already gone, so it has no requests left to
+    # answer after DRAIN_DELAY).
     stop_pid "$f" "$(basename "$f" .pid)" TERM 40
   done
   stop_pid "$state/redis.pid" redis TERM 10

@@ -24,11 +24,17 @@ usage() { echo "usage: $0 compose | $0 local LISTEN ADDR [ADDR...]" >&2; exit 2;
 #   the next replica at once (proxy_next_upstream error). In compose, a
 #   removed replica also leaves the DNS answer within 5s.
 # - a zone, so every worker shares the upstream's state;
-# - an upstream keepalive pool closed before bbs's own 120s idle timeout,
-#   so nginx never reuses a connection the replica is closing as idle.
+# - an upstream keepalive pool whose idle connections nginx closes itself
+#   after 2s: shorter than bbs's DRAIN_DELAY (5s by default; keep it so),
+#   the time a draining replica keeps answering, each answer with
+#   `Connection: close`, before it stops listening. By then nginx holds no
+#   idle connection to it: each was either used (and closed, as told) or
+#   timed out here. A replica closing a connection nginx is just reusing
+#   would cost a POST or PATCH a 502: nginx never resends a request it has
+#   sent (a refused connection it does retry, on the next replica).
 server_opts="max_fails=0"
 pool="        keepalive 32;
-        keepalive_timeout 60s;"
+        keepalive_timeout 2s;"
 
 case ${1:-} in
 compose)
