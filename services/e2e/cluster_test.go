@@ -153,6 +153,7 @@ func startCluster(t *testing.T, opts clusterOptions) *cluster {
 		"SSE_RETRY=1s",       // reconnect quickly when a replica dies
 		"SHUTDOWN_GRACE=3s",  // cleanup should not wait 25 s
 		"DRAIN_JITTER=100ms", // nor 5 s
+		"DRAIN_DELAY=0s",     // nor 5 more: no load balancer in front to leave
 		"LOG_LEVEL=info",     // "listening" says which port it took
 	}}
 	c.env = append(c.env, opts.env...)

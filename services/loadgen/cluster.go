@@ -146,6 +146,7 @@ func (c *cluster) startReplica(ctx context.Context, id string, debug bool) (*rep
 		"LOG_LEVEL=warn",
 		"SHUTDOWN_GRACE=5s",
 		"DRAIN_JITTER=1s",
+		"DRAIN_DELAY=0s", // nothing routes here but the loader itself
 	}
 	if v := os.Getenv("BENCH_GOMAXPROCS"); v != "" {
 		env = append(env, "GOMAXPROCS="+v)
