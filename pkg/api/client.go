@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bbsboard/bbs/pkg/feed"
 	"github.com/gin-gonic/gin"
 )
 
@@ -26,6 +27,14 @@ type Limiter interface {
 // limiterTimeout bounds the limiter's round trip: with Redis slow or down,
 // a write waits this long at most before it is let through.
 const limiterTimeout = 200 * time.Millisecond
+
+// ready refuses writes until the replica is ready: until then the
+// database's schema is not known to be the one this binary writes.
+func (s *Server) ready(c *gin.Context) {
+	if !s.feed.Ready() {
+		s.failErr(c, feed.ErrNotReady)
+	}
+}
 
 // limitWrites spends one write of the client's budget, or answers 429 with
 // Retry-After. It runs before the body is read, so a refused write costs

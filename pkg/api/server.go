@@ -98,10 +98,10 @@ func (s *Server) Handler() http.Handler {
 	r.GET("/metrics", gin.WrapH(s.m.Handler()))
 	api := r.Group("/api/topics")
 	api.GET("", s.list)
-	api.POST("", s.limitWrites, s.create)
+	api.POST("", s.ready, s.limitWrites, s.create)
 	api.GET("/stream", s.stream)
-	api.PATCH("/:id", s.limitWrites, s.update)
-	api.DELETE("/:id", s.limitWrites, s.delete)
+	api.PATCH("/:id", s.ready, s.limitWrites, s.update)
+	api.DELETE("/:id", s.ready, s.limitWrites, s.delete)
 	return s.closeWhenDraining(r)
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bbsboard/bbs/pkg/topic"
 	"gorm.io/gorm"
 )
 
@@ -94,6 +96,7 @@ func (s *Store) Migrate(ctx context.Context) (applied int, err error) {
 
 // CheckSchema reports an error unless every migration this binary knows has
 // been applied, so a replica never serves on a schema it does not expect.
+// A database that does not answer is topic.ErrUnavailable: try again.
 func (s *Store) CheckSchema(ctx context.Context) error {
 	all, err := s.migrations()
 	if err != nil {
@@ -101,7 +104,12 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 	}
 	want := all[len(all)-1].version
 	var have int
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	err = s.db.WithContext(ctx).Raw("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&have).Error
+	if err = classify("check schema", err); errors.Is(err, topic.ErrUnavailable) {
+		return err // the database did not answer: nothing is known yet
+	}
 	if err != nil || have < want {
 		return fmt.Errorf("database schema is at version %d, this binary needs %d: run `bbs migrate` (%v)", have, want, err)
 	}

@@ -58,6 +58,9 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger, opts ...Opt
 		// Every topic write runs in a transaction the store opens itself, so
 		// GORM's per-statement transaction would only add round trips.
 		SkipDefaultTransaction: true,
+		// Open must not need the database: a replica started while it is
+		// unreachable waits for it (not ready) instead of exiting.
+		DisableAutomaticPing: true,
 		// Postgres keeps microseconds; truncating here makes the topic a write
 		// returns identical to the one read back later.
 		NowFunc: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },

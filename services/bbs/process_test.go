@@ -38,8 +38,17 @@ type process struct {
 	exited chan error
 }
 
-// startProcess runs a replica process with the cluster's settings.
+// startProcess runs a replica process with the cluster's settings and
+// waits until it is ready.
 func (c *cluster) startProcess(id string, extra map[string]string) *process {
+	c.t.Helper()
+	p := c.startProcessUnready(id, extra)
+	p.waitReady()
+	return p
+}
+
+// startProcessUnready runs a replica process and waits until it listens.
+func (c *cluster) startProcessUnready(id string, extra map[string]string) *process {
 	t := c.t
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -82,7 +91,6 @@ func (c *cluster) startProcess(id string, extra map[string]string) *process {
 			_ = cmd.Process.Kill()
 		}
 	})
-	p.waitReady()
 	return p
 }
 

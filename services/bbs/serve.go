@@ -87,7 +87,17 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	feedCtx, stopFeed := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopFeed()
 	feedDone := make(chan struct{})
-	go func() { defer close(feedDone); fd.Run(feedCtx) }()
+	badSchema := make(chan error, 1)
+	go func() {
+		defer close(feedDone)
+		// Until the schema is known to be this binary's, the replica
+		// listens (live) but is not ready and takes no request.
+		if err := waitForSchema(feedCtx, st, log); err != nil {
+			badSchema <- err
+			return
+		}
+		fd.Run(feedCtx)
+	}()
 
 	if cfg.DebugAddr != "" {
 		if err := serveDebug(feedCtx, cfg.DebugAddr, log); err != nil {
@@ -117,6 +127,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
+	case err := <-badSchema:
+		return err
 	case <-ctx.Done():
 	}
 
@@ -177,10 +189,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	return nil
 }
 
-// openStore opens the database. The embedded SQLite file is migrated on
-// the spot (one process owns it); a shared Postgres must have been
-// migrated by `bbs migrate` first, so replicas of different versions never
-// race to change the schema during a rolling update.
+// openStore opens the database without needing it to answer. The embedded
+// SQLite file is migrated on the spot (one process owns it); a shared
+// Postgres must have been migrated by `bbs migrate` first, so replicas of
+// different versions never race to change the schema during a rolling
+// update (waitForSchema checks it).
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.Store, error) {
 	st, err := store.Open(ctx, cfg.DatabaseURL, log, store.WithWindow(cfg.SnapshotLimit))
 	if err != nil {
@@ -191,13 +204,31 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store
 			st.Close()
 			return nil, err
 		}
-		return st, nil
-	}
-	if err := st.CheckSchema(ctx); err != nil {
-		st.Close()
-		return nil, err
 	}
 	return st, nil
+}
+
+// waitForSchema returns once the database's schema is the one this binary
+// needs, or with an error when it is not. A database that does not answer
+// is waited for: a replica started during an outage (a rolling update, a
+// node restart) stays up and not ready instead of exiting and restarting
+// in a loop, and turns ready once the database is back.
+func waitForSchema(ctx context.Context, st *store.Store, log *slog.Logger) error {
+	if st.Dialect() == "sqlite" {
+		return nil // migrated by openStore
+	}
+	for backoff := 200 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+		err := st.CheckSchema(ctx)
+		if err == nil || !errors.Is(err, topic.ErrUnavailable) {
+			return err
+		}
+		log.Warn("waiting for the database", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+	}
 }
 
 // newWriteLimiter returns the write rate limiter: one budget per client
