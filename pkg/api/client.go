@@ -44,22 +44,37 @@ func (s *Server) limitWrites(c *gin.Context) {
 	if s.cfg.WriteLimiter == nil || s.auth.IsAdmin(bearer(c.Request)) {
 		return
 	}
+	s.spend(c, s.cfg.WriteLimiter, "writes")
+}
+
+// limitStreams spends one stream opening of the client's budget: every
+// stream costs a snapshot (or a replay) and a connection, so opening them
+// in a loop is limited like writing.
+func (s *Server) limitStreams(c *gin.Context) {
+	if s.cfg.StreamLimiter != nil {
+		s.spend(c, s.cfg.StreamLimiter, "streams opened")
+	}
+}
+
+// spend takes one from the client's budget in lim, or answers 429 with
+// Retry-After and aborts.
+func (s *Server) spend(c *gin.Context, lim Limiter, what string) {
 	key := clientKey(clientIP(c.Request, s.cfg.TrustedProxies))
 	ctx, cancel := context.WithTimeout(c.Request.Context(), limiterTimeout)
-	ok, wait, err := s.cfg.WriteLimiter.Allow(ctx, key)
+	ok, wait, err := lim.Allow(ctx, key)
 	cancel()
 	if err != nil {
 		// Availability first (DESIGN.md): a limiter that cannot be asked
-		// does not stop writes; the metric shows how many went unchecked.
+		// does not stop anyone; the metric shows how many went unchecked.
 		s.m.RateLimitSkipped.Inc()
-		s.log.Debug("write let through unlimited", "err", err)
+		s.log.Debug("let through unlimited", "limit", what, "err", err)
 		return
 	}
 	if !ok {
 		secs := max(int(math.Ceil(wait.Seconds())), 1)
 		c.Header("Retry-After", strconv.Itoa(secs))
 		fail(c, http.StatusTooManyRequests, "rate_limited",
-			fmt.Sprintf("too many writes from this address; try again in %d s", secs))
+			fmt.Sprintf("too many %s from this address; try again in %d s", what, secs))
 	}
 }
 

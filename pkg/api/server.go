@@ -32,6 +32,7 @@ type Config struct {
 	MaxStreamsPerClient int            // per client address on this replica; 0: unlimited
 	TrustedProxies      []netip.Prefix // peers whose X-Forwarded-For names the client
 	WriteLimiter        Limiter        // writes per client address; nil: unlimited
+	StreamLimiter       Limiter        // streams opened per client address; nil: unlimited
 }
 
 // Check is a readiness probe of a shared dependency.
@@ -99,7 +100,7 @@ func (s *Server) Handler() http.Handler {
 	api := r.Group("/api/topics")
 	api.GET("", s.list)
 	api.POST("", s.ready, s.limitWrites, s.create)
-	api.GET("/stream", s.stream)
+	api.GET("/stream", s.limitStreams, s.stream)
 	api.PATCH("/:id", s.ready, s.limitWrites, s.update)
 	api.DELETE("/:id", s.ready, s.limitWrites, s.delete)
 	return s.closeWhenDraining(r)
