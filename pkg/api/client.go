@@ -28,9 +28,20 @@ type Limiter interface {
 // a write waits this long at most before it is let through.
 const limiterTimeout = 200 * time.Millisecond
 
-// ready refuses writes until the replica is ready: until then the
-// database's schema is not known to be the one this binary writes.
-func (s *Server) ready(c *gin.Context) {
+// admitWrite refuses a write before anything else is done for it:
+//   - one that a browser sends on behalf of another site (a form on any
+//     page can post to the board, spending its visitor's write budget):
+//     net/http's CrossOriginProtection reads Sec-Fetch-Site, or Origin
+//     against Host where a browser sends no Sec-Fetch-Site. Requests with
+//     neither (curl, programs) are not from a browser and pass; a form
+//     posted from the board's own page passes too.
+//   - any write until the replica is ready: until then the database's
+//     schema is not known to be the one this binary writes.
+func (s *Server) admitWrite(c *gin.Context) {
+	if err := s.crossOrigin.Check(c.Request); err != nil {
+		fail(c, http.StatusForbidden, "cross_site", "writes must come from the board's own pages, not another site")
+		return
+	}
 	if !s.feed.Ready() {
 		s.failErr(c, feed.ErrNotReady)
 	}

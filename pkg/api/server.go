@@ -49,13 +49,16 @@ type Server struct {
 	m      *metrics.Metrics
 	checks map[string]Check
 
+	crossOrigin *http.CrossOriginProtection // refuses writes a browser sends for another site
+
 	draining atomic.Bool
 	streams  clientStreams // open streams per client address
 }
 
 // New returns a server; Handler serves it.
 func New(cfg Config, log *slog.Logger, st *store.Store, f *feed.Feed, hub *sse.Hub, auth topic.Authorizer, m *metrics.Metrics, checks map[string]Check) *Server {
-	return &Server{cfg: cfg, log: log, store: st, feed: f, hub: hub, auth: auth, m: m, checks: checks}
+	return &Server{cfg: cfg, log: log, store: st, feed: f, hub: hub, auth: auth, m: m, checks: checks,
+		crossOrigin: http.NewCrossOriginProtection()}
 }
 
 // Drain turns the replica not-ready, makes every answer from now on say
@@ -99,10 +102,10 @@ func (s *Server) Handler() http.Handler {
 	r.GET("/metrics", gin.WrapH(s.m.Handler()))
 	api := r.Group("/api/topics")
 	api.GET("", s.list)
-	api.POST("", s.ready, s.limitWrites, s.create)
+	api.POST("", s.admitWrite, s.limitWrites, s.create)
 	api.GET("/stream", s.limitStreams, s.stream)
-	api.PATCH("/:id", s.ready, s.limitWrites, s.update)
-	api.DELETE("/:id", s.ready, s.limitWrites, s.delete)
+	api.PATCH("/:id", s.admitWrite, s.limitWrites, s.update)
+	api.DELETE("/:id", s.admitWrite, s.limitWrites, s.delete)
 	return s.closeWhenDraining(r)
 }
 
