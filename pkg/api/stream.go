@@ -80,6 +80,9 @@ func (s *Server) stream(c *gin.Context) {
 		fail(c, http.StatusInternalServerError, "internal", "streams need an HTTP/1.1 connection")
 		return
 	}
+	// The server's deadline for reading a request would end the stream:
+	// from here on the stream reads only to notice the client leaving.
+	_ = conn.SetReadDeadline(time.Time{})
 	s.m.StreamsOpen.Inc()
 	st, err := s.hub.NewStream(conn, sse.StreamOptions{
 		WriteTimeout: s.cfg.WriteTimeout,

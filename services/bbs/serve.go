@@ -27,6 +27,9 @@ import (
 // streamQueue is each stream's bounded queue of frames.
 const streamQueue = 64
 
+// bodyTimeout bounds reading one request, body included (64 KiB at most).
+const bodyTimeout = 10 * time.Second
+
 func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(getenv)
 	if err != nil {
@@ -113,12 +116,15 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		Handler:           srv.Handler(),
 		ConnState:         conns.hook,
 		ReadHeaderTimeout: 5 * time.Second, // slowloris
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-		// No ReadTimeout or WriteTimeout: they would cut long-lived SSE
-		// streams. Bodies are capped by the handlers; streams set a
+		// A request, body included, is read within this: a client that
+		// trickles a body (or announces one nobody reads, which net/http
+		// then drains) is cut off. Streams clear the deadline once they
+		// take the connection over. No WriteTimeout: streams set a
 		// deadline per write.
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ReadTimeout:    bodyTimeout,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 32 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
