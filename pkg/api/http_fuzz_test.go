@@ -29,9 +29,11 @@ type board struct {
 	store *store.Store
 }
 
-func startBoard(t testing.TB) *board {
+func startBoard(t testing.TB) *board { return startBoardLogging(t, slog.New(slog.DiscardHandler)) }
+
+// startBoardLogging is startBoard with the replica's log going to log.
+func startBoardLogging(t testing.TB, log *slog.Logger) *board {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
 	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "bbs.db"), log, store.WithWindow(5))
 	if err != nil {
 		t.Fatal(err)
