@@ -142,24 +142,14 @@ func TestStaleCacheAndPrunedLog(t *testing.T) {
 	r1.create(t, "one")
 	rdb, key := c.redis(t)
 	ctx := context.Background()
-	eventually(t, 5*time.Second, func() string {
-		if v, _ := rdb.HGet(ctx, key("snapshot"), "v").Int64(); v != 1 {
-			return fmt.Sprintf("cache at %d, want 1", v)
-		}
-		return ""
-	})
+	waitCache(t, rdb, key, 1)
 	stale, err := rdb.HGetAll(ctx, key("snapshot")).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	r1.create(t, "two")
 	r1.create(t, "three")
-	eventually(t, 5*time.Second, func() string {
-		if v, _ := rdb.HGet(ctx, key("snapshot"), "v").Int64(); v != 3 {
-			return fmt.Sprintf("cache at %d, want 3", v)
-		}
-		return ""
-	})
+	waitCache(t, rdb, key, 3)
 	// Put v1 back, as a cache written while Redis was cut off would be,
 	// and prune every entry of the log.
 	if err := rdb.Del(ctx, key("snapshot")).Err(); err != nil {
@@ -189,6 +179,18 @@ func TestStaleCacheAndPrunedLog(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	sameList(t, "client resumed at 3", v.state(), want)
 	v.check()
+}
+
+// waitCache waits until the shared cache holds version v, and says how
+// long that took.
+func waitCache(t *testing.T, rdb *redis.Client, key func(string) string, v int64) time.Duration {
+	t.Helper()
+	return eventually(t, 5*time.Second, func() string {
+		if got, _ := rdb.HGet(context.Background(), key("snapshot"), "v").Int64(); got != v {
+			return fmt.Sprintf("cache at %d, want %d", got, v)
+		}
+		return ""
+	})
 }
 
 // rollBack turns the database back to version to, as a restore to a point
@@ -384,28 +386,13 @@ func TestCacheCatchesUp(t *testing.T) {
 	r.create(t, "one")
 	rdb, key := c.redis(t)
 	ctx := context.Background()
-	eventually(t, 5*time.Second, func() string {
-		if v, _ := rdb.HGet(ctx, key("snapshot"), "v").Int64(); v != 1 {
-			return fmt.Sprintf("cache at %d", v)
-		}
-		return ""
-	})
+	waitCache(t, rdb, key, 1)
 	old, _ := rdb.HGetAll(ctx, key("snapshot")).Result()
 	r.create(t, "two")
-	eventually(t, 5*time.Second, func() string {
-		if v, _ := rdb.HGet(ctx, key("snapshot"), "v").Int64(); v != 2 {
-			return fmt.Sprintf("cache at %d", v)
-		}
-		return ""
-	})
+	waitCache(t, rdb, key, 2)
 	rdb.Del(ctx, key("snapshot"))
 	rdb.HSet(ctx, key("snapshot"), old)
-	took := eventually(t, 5*time.Second, func() string {
-		if v, _ := rdb.HGet(ctx, key("snapshot"), "v").Int64(); v != 2 {
-			return fmt.Sprintf("cache still at %d, database at 2", v)
-		}
-		return ""
-	})
+	took := waitCache(t, rdb, key, 2)
 	t.Logf("cache caught up in %v", took.Round(time.Millisecond))
 }
 

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"net"
 	"net/http"
 	"sort"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/bbsboard/bbs/pkg/testenv"
 )
 
 // TestRedisHungNotDown: a Redis that accepts connections and never answers
@@ -15,7 +15,7 @@ import (
 // /readyz at most 500 ms. Before, go-redis ignored those deadlines and each
 // write took the client's full 1 s I/O timeout.
 func TestRedisHungNotDown(t *testing.T) {
-	hole := hungRedis(t)
+	hole := testenv.BlackHole(t)
 	c := newCluster(t, "")
 	r := c.start("r1", map[string]string{
 		"REDIS_URL":   "redis://" + hole,
@@ -48,35 +48,4 @@ func TestRedisHungNotDown(t *testing.T) {
 	if got := r.list(t); len(got.Topics) != 5 {
 		t.Errorf("the writer shows %d topics, want its 5", len(got.Topics))
 	}
-}
-
-// hungRedis accepts TCP connections on loopback and never answers.
-func hungRedis(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
 }
