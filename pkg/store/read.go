@@ -116,14 +116,20 @@ func (s *Store) Prune(ctx context.Context, keep int64, maxAge time.Duration, flo
 	}
 	ctx, cancel := bounded(ctx)
 	defer cancel()
-	q := s.db.WithContext(ctx).Where("version <= ?", below)
+	var res *gorm.DB
 	if s.dialect == "postgres" {
-		q = q.Where("committed_at < now() - make_interval(secs => ?)", maxAge.Seconds())
+		// Entries a write has locked (a delete scrubbing a topic's text)
+		// are skipped, not waited for: the next round takes them. Waiting
+		// would hold the write, and with it every write in the cluster
+		// queued on the version row, or deadlock with it.
+		res = s.db.WithContext(ctx).Exec(`DELETE FROM topic_changes WHERE version IN (
+SELECT version FROM topic_changes WHERE version <= ? AND committed_at < now() - make_interval(secs => ?)
+FOR UPDATE SKIP LOCKED)`, below, maxAge.Seconds())
 	} else {
-		// One process owns a SQLite file: its clock is the database's.
-		q = q.Where("committed_at < ?", time.Now().UTC().Add(-maxAge))
+		// One process owns a SQLite file: its clock is the database's, and
+		// it has one writer.
+		res = s.db.WithContext(ctx).Where("version <= ? AND committed_at < ?", below, time.Now().UTC().Add(-maxAge)).Delete(&changeRow{})
 	}
-	res := q.Delete(&changeRow{})
 	return res.RowsAffected, classify("prune change log", res.Error)
 }
 

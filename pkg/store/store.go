@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -78,7 +79,7 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger, opts ...Opt
 	switch {
 	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
 		s.dialect = "postgres"
-		dial = postgres.Open(databaseURL)
+		dial = postgres.Open(withSessionBounds(databaseURL))
 	case databaseURL == "", strings.HasPrefix(databaseURL, "sqlite:"):
 		s.dialect = "sqlite"
 		path := strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite:"), "//")
@@ -166,6 +167,27 @@ func (s *Store) DB() *gorm.DB { return s.db }
 
 // Dialect is "postgres" or "sqlite".
 func (s *Store) Dialect() string { return s.dialect }
+
+// idleInTransaction is how long Postgres lets one of our sessions sit
+// idle inside a transaction before it ends the session. A write's
+// statements follow each other at once (each bounded by queryTimeout); a
+// session idle longer belongs to a replica that stopped mid-write (a
+// paused VM, SIGSTOP, a partition), and while it holds the version row's
+// lock every write in the cluster waits. Ending it releases the lock.
+const idleInTransaction = 5 * time.Second
+
+// withSessionBounds adds idleInTransaction to a postgres URL's session
+// parameters, unless the operator set it.
+func withSessionBounds(databaseURL string) string {
+	if strings.Contains(databaseURL, "idle_in_transaction_session_timeout") {
+		return databaseURL
+	}
+	sep := "?"
+	if strings.Contains(databaseURL, "?") {
+		sep = "&"
+	}
+	return databaseURL + sep + "idle_in_transaction_session_timeout=" + strconv.FormatInt(idleInTransaction.Milliseconds(), 10)
+}
 
 // redact hides credentials in a URL before it reaches an error or a log.
 func redact(u string) string {

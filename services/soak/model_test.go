@@ -237,7 +237,9 @@ func (m *model) prune(ctx context.Context, pick func(last int64) int64) (upTo, d
 		return 0, 0, err
 	}
 	upTo = pick(m.last)
-	tag, err := m.db.Exec(ctx, "DELETE FROM topic_changes WHERE version <= $1", upTo)
+	// As the replicas' own pruning does: entries a write holds are left.
+	tag, err := m.db.Exec(ctx, `DELETE FROM topic_changes WHERE version IN (
+SELECT version FROM topic_changes WHERE version <= $1 FOR UPDATE SKIP LOCKED)`, upTo)
 	if err != nil {
 		return upTo, 0, err
 	}
