@@ -20,6 +20,7 @@ const requestBound = 10 * time.Second
 const (
 	pgGrace   = 4 * time.Second
 	lifeGrace = 1 * time.Second
+	idleGrace = 6 * time.Second // Postgres ends a stopped writer's session after 5 s
 )
 
 // fault classes, by what they may explain.
@@ -79,6 +80,26 @@ func (l *faultLog) overlapping(class string, rep int, from, to time.Time, grace 
 	return out
 }
 
+// stoppedAnywhere names a replica pause, on any replica, that overlaps
+// [from, to] give or take the store's idle-in-transaction bound.
+func (l *faultLog) stoppedAnywhere(from, to time.Time) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.recs {
+		if r.kind != "replica-pause" {
+			continue
+		}
+		end := r.end
+		if end.IsZero() {
+			end = time.Now()
+		}
+		if r.start.Before(to) && end.Add(idleGrace).After(from) {
+			return fmt.Sprintf("replica-pause on r%d (holds the version row's lock)", r.rep+1)
+		}
+	}
+	return ""
+}
+
 // outcome is what one request got.
 type outcome struct {
 	status int    // 0: no HTTP answer
@@ -113,6 +134,12 @@ func (l *faultLog) explain(rep int, o outcome, needsDB bool) string {
 	case o.status == 503 && needsDB && (o.code == "unavailable" || o.code == "outcome_unknown"):
 		if pg := l.overlapping(classPG, rep, from, to, pgGrace); len(pg) > 0 {
 			return pg[0].kind
+		}
+		// A replica stopped in the middle of a write holds the version
+		// row's lock, and writes on every replica wait behind it until it
+		// resumes or Postgres ends its idle session (5 s, pkg/store).
+		if p := l.stoppedAnywhere(from, to); p != "" {
+			return p
 		}
 	case o.status == 503 && (o.code == "not_ready" || o.code == "draining"):
 		return lifeWhy(false)
