@@ -117,6 +117,8 @@ type tab struct {
 	ctx    context.Context
 	origin string
 
+	cancel context.CancelFunc // closes the tab
+
 	mu       sync.Mutex
 	problems []problem // errors the page caused
 	requests []string  // every URL it asked for
@@ -137,10 +139,19 @@ type tabOptions struct {
 // until it is live with a list.
 func (b *headlessBrowser) open(t *testing.T, name, origin string, opts tabOptions) *tab {
 	t.Helper()
+	return b.openIn(t, b.ctx, name, origin, opts, chromedp.WithNewBrowserContext())
+}
+
+// openIn opens the board in a new tab made from parent with ctxOpts: a
+// parent that is a tab (or a profile, see newProfile) puts the new tab in
+// the same browser context, as another tab of one person's browser.
+func (b *headlessBrowser) openIn(t *testing.T, parent context.Context, name, origin string, opts tabOptions, ctxOpts ...chromedp.ContextOption) *tab {
+	t.Helper()
 	p := &tab{t: t, name: name, origin: origin}
-	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext(), chromedp.WithListener(p.listen))
+	ctx, cancel := chromedp.NewContext(parent, append(ctxOpts, chromedp.WithListener(p.listen))...)
 	t.Cleanup(cancel)
 	p.ctx = ctx
+	p.cancel = cancel
 	if err := chromedp.Do(ctx); err != nil { // opens the tab
 		t.Fatalf("%s: open tab: %v", name, err)
 	}

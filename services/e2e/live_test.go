@@ -102,6 +102,8 @@ func TestLiveAcrossReplicas(t *testing.T) {
 	a.do(chromedp.SendKeys(chromedp.ID("comment"), second), chromedp.Click(chromedp.ID("post-button")))
 	s = b.waitFor("the second topic", liveWithin, func(s shown) bool { _, ok := s.withComment(second); return ok })
 	st, _ := s.withComment(second)
+	// B may see the topic before A has the POST's answer (and its token).
+	a.waitTrue("the form empties after the second post", `document.getElementById('comment').value === ''`)
 	a.do(chromedp.Reload())
 	a.waitLive()
 	li2 := fmt.Sprintf(`#topics li.topic[data-id="%d"]`, st.ID)

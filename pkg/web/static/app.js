@@ -978,12 +978,43 @@
 
   // ---------------------------------------------------------------------
   // Live stream
+  //
+  // One stream per browser, shared by its tabs. Browsers allow six HTTP/1.1
+  // connections per origin for all tabs of a profile together, so a stream
+  // per tab would leave no connection to post with from the sixth tab on,
+  // and a seventh tab would never load. Instead the tabs elect a leader
+  // with the Web Locks API: the tab that holds the lock SHARE_NAME (for as
+  // long as it lives) holds the EventSource and relays every event (name,
+  // data, id) to the other tabs over a BroadcastChannel. The followers apply
+  // relayed events with the same rules as the leader (onSnapshot, onDelta:
+  // versions in order, duplicates ignored, a gap asks for a snapshot). A
+  // follower that joins, or sees a gap, asks the leader, who answers with
+  // its current list as a snapshot. When the leader tab closes, the lock
+  // passes to a waiting tab at once; it opens the stream with
+  // ?lastEventId= set to the last version it applied (a new EventSource
+  // cannot send Last-Event-ID), so the server replays exactly what came
+  // after it and no tab misses or repeats an event. Without Web Locks or
+  // BroadcastChannel (Web Locks need a secure context: HTTPS or localhost)
+  // every tab holds a stream of its own, as before.
+
+  const SHARE_NAME = 'bbs-stream';
+  const ASK_MIN_MS = 300;
 
   const stream = {
     source: null,
     retryTimer: 0,
     retryDelay: RETRY_BASE_MS,
     lastResync: 0,
+  };
+
+  const share = {
+    channel: null,
+    // 'leader' holds the stream for every tab, 'follower' applies what the
+    // leader relays, 'solo' holds a stream of its own (no sharing).
+    role: 'solo',
+    tab: '',
+    askTimer: 0,
+    lastAsk: 0,
   };
 
   const STATUS_KEYS = { live: 'statusLive', reconnecting: 'statusReconnecting', offline: 'statusOffline' };
@@ -993,13 +1024,122 @@
     if (dom.status.dataset.state !== s) dom.status.dataset.state = s;
     setText(dom.statusText, t(STATUS_KEYS[s]));
     dom.status.title = s === 'live' ? t('statusTitleLive') : t('statusTitleDown');
+    relay({ type: 'status', status: s });
   }
 
-  function connect() {
+  function setRole(role) {
+    share.role = role;
+    document.documentElement.dataset.streamRole = role;
+  }
+
+  // Sends a message to the other tabs, when this tab leads them.
+  function relay(msg) {
+    if (share.channel && share.role === 'leader') share.channel.postMessage(msg);
+  }
+
+  function startStream() {
+    const locks = navigator.locks && typeof navigator.locks.request === 'function';
+    if (typeof BroadcastChannel !== 'function' || !locks) {
+      setRole('solo');
+      connect();
+      return;
+    }
+    share.tab = newIdempotencyKey();
+    share.channel = new BroadcastChannel(SHARE_NAME);
+    share.channel.addEventListener('message', (ev) => onShared(ev.data));
+    setRole('follower');
+    setStatus('reconnecting');
+    navigator.locks.request(SHARE_NAME, () => {
+      becomeLeader();
+      return new Promise(() => {}); // held for the life of this tab
+    }).catch(() => {
+      // The lock cannot be had (e.g. storage blocked): stream on our own.
+      if (share.role === 'follower') becomeLeader();
+    });
+    askSnapshot();
+  }
+
+  function becomeLeader() {
+    clearTimeout(share.askTimer);
+    setRole('leader');
+    share.channel.postMessage({ type: 'leader' });
+    // Resume from the last version this tab applied: the server sends what
+    // came after it (or a fresh snapshot if that is not known for sure).
+    connect(true);
+  }
+
+  // Asks the leader for its list, at most every ASK_MIN_MS.
+  function askSnapshot() {
+    if (share.role !== 'follower' || share.askTimer) return;
+    const wait = Math.max(0, share.lastAsk + ASK_MIN_MS - Date.now());
+    share.askTimer = setTimeout(() => {
+      share.askTimer = 0;
+      if (share.role !== 'follower') return;
+      share.lastAsk = Date.now();
+      share.channel.postMessage({ type: 'ask', from: share.tab });
+    }, wait);
+  }
+
+  function onShared(msg) {
+    if (!msg || typeof msg !== 'object') return;
+    if (share.role === 'leader') {
+      if (msg.type === 'ask') answerSnapshot(msg.from);
+      return;
+    }
+    if (share.role !== 'follower') return;
+    switch (msg.type) {
+      case 'event':
+        if (msg.to && msg.to !== share.tab) return; // another tab's answer
+        if (Object.hasOwn(STREAM_EVENTS, msg.name)) {
+          STREAM_EVENTS[msg.name]({ data: msg.data, lastEventId: msg.id });
+        }
+        break;
+      case 'status':
+        if (STATUS_KEYS[msg.status]) setStatus(msg.status);
+        break;
+      case 'leader':
+        // A new leader: if we still wait for a list, ask it.
+        if (state.version === null) askSnapshot();
+        break;
+      default:
+    }
+  }
+
+  // The leader's answer to a tab that asked: its list as a snapshot. Until
+  // the leader has one itself, the stream's snapshot reaches every tab.
+  function answerSnapshot(to) {
+    if (state.version === null || typeof to !== 'string') return;
+    const data = JSON.stringify({ version: state.version, limit: state.limit, topics: state.topics });
+    share.channel.postMessage({ type: 'event', name: 'snapshot', to, data, id: String(state.version) });
+    share.channel.postMessage({ type: 'status', status: state.status });
+  }
+
+  // What each stream event does; the leader relays them as they come.
+  const STREAM_EVENTS = {
+    snapshot: onSnapshot,
+    'topic.created': (ev) => onDelta(ev, (data) => {
+      const known = isTopic(data.topic) && views.has(data.topic.id);
+      upsertTopic(data.topic, { insert: true });
+      if (!known && views.has(data.topic.id)) announce(data.topic);
+    }),
+    'topic.updated': (ev) => onDelta(ev, (data) => upsertTopic(data.topic, { insert: false })),
+    'topic.deleted': (ev) => onDelta(ev, (data) => {
+      const id = Number(data.id);
+      removeTopic(id, data.fill);
+      forgetToken(id);
+    }),
+  };
+
+  // resume: continue after the version this tab shows rather than start
+  // afresh with a snapshot.
+  function connect(resume) {
+    if (share.role === 'follower') return;
     clearTimeout(stream.retryTimer);
     if (stream.source) stream.source.close();
 
-    const source = new EventSource(STREAM_URL);
+    const url = resume === true && state.version !== null
+      ? `${STREAM_URL}?lastEventId=${encodeURIComponent(state.version)}` : STREAM_URL;
+    const source = new EventSource(url);
     stream.source = source;
     setStatus('reconnecting');
 
@@ -1022,18 +1162,12 @@
         setStatus('reconnecting');
       }
     });
-    on('snapshot', onSnapshot);
-    on('topic.created', (ev) => onDelta(ev, (data) => {
-      const known = isTopic(data.topic) && views.has(data.topic.id);
-      upsertTopic(data.topic, { insert: true });
-      if (!known && views.has(data.topic.id)) announce(data.topic);
-    }));
-    on('topic.updated', (ev) => onDelta(ev, (data) => upsertTopic(data.topic, { insert: false })));
-    on('topic.deleted', (ev) => onDelta(ev, (data) => {
-      const id = Number(data.id);
-      removeTopic(id, data.fill);
-      forgetToken(id);
-    }));
+    for (const [name, handler] of Object.entries(STREAM_EVENTS)) {
+      on(name, (ev) => {
+        relay({ type: 'event', name, data: ev.data, id: ev.lastEventId });
+        handler(ev);
+      });
+    }
   }
 
   function scheduleReconnect(delay) {
@@ -1047,16 +1181,21 @@
     stream.retryTimer = setTimeout(connect, delay);
   }
 
-  // A change was missed (or an event was unreadable). A new EventSource sends
-  // no Last-Event-ID, so the server answers with a fresh snapshot.
+  // A change was missed (or an event was unreadable). A follower asks the
+  // leader for its list. A new EventSource sends no Last-Event-ID, so the
+  // server answers with a fresh snapshot.
   function resync() {
+    if (share.role === 'follower') {
+      askSnapshot();
+      return;
+    }
     const now = Date.now();
     const tooSoon = now - stream.lastResync < RETRY_BASE_MS;
     stream.lastResync = now;
     if (tooSoon) {
       // Each new connection starts with a snapshot, so back-to-back gaps mean
       // something is wrong upstream; do not hammer the server.
-      stream.source.close();
+      if (stream.source) stream.source.close();
       setStatus('reconnecting');
       scheduleReconnect();
     } else {
@@ -1197,9 +1336,12 @@
     // stream looks open: after a network change it may be a dead connection
     // that the browser will not notice for a long time, and a new one
     // starts with a fresh snapshot.
-    window.addEventListener('online', () => connect());
+    window.addEventListener('online', () => {
+      if (share.role === 'follower') askSnapshot();
+      else connect();
+    });
 
-    connect();
+    startStream();
     setTimeout(fallbackLoad, FALLBACK_FETCH_MS);
   }
 
