@@ -133,6 +133,9 @@ type tabOptions struct {
 	// acceptLanguage sets navigator.languages (and Accept-Language);
 	// empty means "en-US,en".
 	acceptLanguage string
+	// script runs in every document of the tab before the page's own
+	// (e.g. to set a localStorage value the page reads at start).
+	script string
 }
 
 // open loads the board from origin in a new browser context and waits
@@ -163,6 +166,12 @@ func (b *headlessBrowser) openIn(t *testing.T, parent context.Context, name, ori
 		if _, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument,
 			page.AddScriptToEvaluateOnNewDocumentParams{Source: probeJS}); err != nil {
 			return err
+		}
+		if opts.script != "" {
+			if _, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument,
+				page.AddScriptToEvaluateOnNewDocumentParams{Source: opts.script}); err != nil {
+				return err
+			}
 		}
 		_, err := cdp.Call(ctx, tg, emulation.SetUserAgentOverride,
 			emulation.SetUserAgentOverrideParams{UserAgent: b.userAgent, AcceptLanguage: lang})

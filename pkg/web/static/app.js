@@ -32,6 +32,20 @@
   // If the stream has not produced a snapshot by then, fetch the list once
   // over plain HTTP so the page is not blank (e.g. a proxy buffering SSE).
   const FALLBACK_FETCH_MS = 1500;
+  // The server sends a heartbeat on an idle stream every SSE_HEARTBEAT
+  // (15 s by default). A stream silent for twice that may be held back by a
+  // proxy that buffers it. localStorage "bbs.delayedMs" overrides the
+  // threshold (the browser tests use a short one).
+  const HEARTBEAT_MS = 15 * 1000;
+  const DELAYED_MS = Number(storageGet('bbs.delayedMs')) > 0
+    ? Number(storageGet('bbs.delayedMs')) : 2 * HEARTBEAT_MS;
+  // While the stream is delayed the page polls the first page this often.
+  const POLL_MS = Math.min(5000, Math.max(500, DELAYED_MS / 2));
+  // A stream that ends sooner than this after opening "closed early"; after
+  // EARLY_CLOSES of those in a row the page backs off (with jitter) rather
+  // than let the browser reconnect at once, again and again.
+  const EARLY_MS = 10 * 1000;
+  const EARLY_CLOSES = 3;
 
   // ---------------------------------------------------------------------
   // Text. Every string the page shows comes from here, in the reader's
@@ -55,6 +69,8 @@
       statusLive: 'live',
       statusReconnecting: 'reconnecting…',
       statusOffline: 'offline',
+      statusDelayed: 'delayed',
+      statusTitleDelayed: 'Updates are arriving late (something on the way holds the stream back); the list is refreshed every few seconds meanwhile',
       statusTitleLive: 'Receiving updates live',
       statusTitleDown: 'Not receiving updates right now; the list catches up when the connection is back',
       mine: 'you',
@@ -107,6 +123,8 @@
       statusLive: 'ライブ',
       statusReconnecting: '再接続中…',
       statusOffline: 'オフライン',
+      statusDelayed: '遅延中',
+      statusTitleDelayed: '更新の到着が遅れています（途中の経路がストリームを止めています）。その間、一覧は数秒ごとに更新されます',
       statusTitleLive: '更新をリアルタイムで受信しています',
       statusTitleDown: '現在は更新を受信していません。接続が戻ると一覧は自動で最新になります',
       mine: 'あなた',
@@ -1005,6 +1023,11 @@
     retryTimer: 0,
     retryDelay: RETRY_BASE_MS,
     lastResync: 0,
+    openedAt: 0, // when the current connection opened (0: not open)
+    earlyCloses: 0, // connections in a row that ended within EARLY_MS
+    activity: 0, // when the stream last delivered something (or was checked)
+    watchTimer: 0,
+    polling: false,
   };
 
   const share = {
@@ -1017,13 +1040,16 @@
     lastAsk: 0,
   };
 
-  const STATUS_KEYS = { live: 'statusLive', reconnecting: 'statusReconnecting', offline: 'statusOffline' };
+  const STATUS_KEYS = {
+    live: 'statusLive', delayed: 'statusDelayed', reconnecting: 'statusReconnecting', offline: 'statusOffline',
+  };
+  const STATUS_TITLES = { live: 'statusTitleLive', delayed: 'statusTitleDelayed' };
 
   function setStatus(s) {
     state.status = s;
     if (dom.status.dataset.state !== s) dom.status.dataset.state = s;
     setText(dom.statusText, t(STATUS_KEYS[s]));
-    dom.status.title = s === 'live' ? t('statusTitleLive') : t('statusTitleDown');
+    dom.status.title = t(STATUS_TITLES[s] || 'statusTitleDown');
     relay({ type: 'status', status: s });
   }
 
@@ -1148,26 +1174,85 @@
       if (stream.source === source) handler(ev, source);
     });
     on('open', () => {
-      setStatus('live');
-      stream.retryDelay = RETRY_BASE_MS;
+      stream.openedAt = Date.now();
+      stream.activity = stream.openedAt;
+      // A proxy that holds the stream back answers at once all the same:
+      // "live" comes with the first event (the snapshot, or a replay).
+      if (state.status !== 'delayed') setStatus('live');
     });
     on('error', () => {
-      // CONNECTING: the browser is retrying by itself (sending Last-Event-ID,
-      // so the server replays exactly what we missed). CLOSED: it gave up
-      // (e.g. an HTTP error status), so we retry ourselves.
-      if (source.readyState === EventSource.CLOSED) {
-        setStatus('offline');
-        scheduleReconnect();
+      const lived = stream.openedAt ? Date.now() - stream.openedAt : 0;
+      stream.openedAt = 0;
+      if (lived >= EARLY_MS) {
+        stream.earlyCloses = 0;
+        stream.retryDelay = RETRY_BASE_MS;
       } else {
+        stream.earlyCloses++;
+      }
+      // CONNECTING: the browser is retrying by itself (sending Last-Event-ID,
+      // so the server replays exactly what we missed), unless the stream
+      // keeps closing early: then we back off. CLOSED: it gave up (e.g. an
+      // HTTP error status), so we retry ourselves.
+      if (source.readyState === EventSource.CLOSED || stream.earlyCloses >= EARLY_CLOSES) {
+        source.close();
+        if (state.status !== 'delayed') setStatus('offline');
+        scheduleReconnect();
+      } else if (state.status !== 'delayed') {
         setStatus('reconnecting');
       }
     });
     for (const [name, handler] of Object.entries(STREAM_EVENTS)) {
       on(name, (ev) => {
+        stream.activity = Date.now();
         relay({ type: 'event', name, data: ev.data, id: ev.lastEventId });
         handler(ev);
+        if (state.status === 'delayed') setStatus('live'); // the stream delivers again
       });
     }
+    watchStream();
+  }
+
+  // The stream's watchdog (leader or solo tab). A browser does not show the
+  // server's heartbeats (SSE comments) to the page, so a stream silent for
+  // DELAYED_MS is checked against GET /api/topics (served from memory, with
+  // its version): if the first page is newer than what the stream brought,
+  // the stream is held back somewhere. The page then says "delayed", shows
+  // the polled list (only ever a newer one) and polls every POLL_MS until
+  // the stream delivers again. A quiet board costs one request per
+  // DELAYED_MS.
+  function watchStream() {
+    if (stream.watchTimer) return;
+    stream.watchTimer = setInterval(() => {
+      if (share.role === 'follower') return;
+      const silent = Date.now() - stream.activity >= DELAYED_MS;
+      if (silent || state.status === 'delayed') pollList();
+    }, POLL_MS);
+  }
+
+  async function pollList() {
+    if (stream.polling) return;
+    stream.polling = true;
+    const asked = Date.now();
+    const res = await request('GET', TOPICS_URL);
+    stream.polling = false;
+    if (share.role === 'follower') return;
+    const data = res.ok && res.data;
+    if (!data || !Array.isArray(data.topics) || !Number.isSafeInteger(data.version)) return;
+    if (state.version !== null && data.version <= state.version) {
+      // Nothing missed: a quiet stream is as good as a heartbeat.
+      if (state.status !== 'delayed') stream.activity = Math.max(stream.activity, asked);
+      return;
+    }
+    // The first page at version V is what the stream's snapshot at V would
+    // be; events up to V that arrive later are then duplicates.
+    const snapshot = JSON.stringify({ version: data.version, limit: state.limit, topics: data.topics });
+    const prevMax = state.topics.length ? state.topics[0].id : -Infinity;
+    const hadList = state.loaded;
+    state.version = data.version;
+    state.snapshotSeen = true;
+    setTopics(data.topics, hadList ? (id) => id > prevMax : undefined);
+    relay({ type: 'event', name: 'snapshot', data: snapshot, id: String(data.version) });
+    setStatus('delayed');
   }
 
   function scheduleReconnect(delay) {
@@ -1178,7 +1263,8 @@
       delay = stream.retryDelay * (0.8 + Math.random() * 0.4);
       stream.retryDelay = Math.min(stream.retryDelay * 2, RETRY_MAX_MS);
     }
-    stream.retryTimer = setTimeout(connect, delay);
+    // The new connection resumes after the version shown.
+    stream.retryTimer = setTimeout(() => connect(true), delay);
   }
 
   // A change was missed (or an event was unreadable). A follower asks the

@@ -1,0 +1,186 @@
+package e2e
+
+import (
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// holdProxy is a TCP proxy in front of a replica that can hold back what
+// the server sends on stream connections (GET /api/topics/stream), as a
+// proxy that buffers responses does; everything else passes at once.
+type holdProxy struct {
+	url    string
+	target string
+
+	mu    sync.Mutex
+	hold  bool
+	conns []*proxyConn
+}
+
+type proxyConn struct {
+	client  net.Conn
+	mu      sync.Mutex
+	stream  bool   // the connection carries the event stream
+	pending []byte // held back from the client
+}
+
+func startHoldProxy(t *testing.T, targetURL string) *holdProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &holdProxy{url: "http://" + ln.Addr().String(), target: strings.TrimPrefix(targetURL, "http://")}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			c.client.Close()
+		}
+		p.mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { p.serve(client) })
+		}
+	})
+	return p
+}
+
+func (p *holdProxy) serve(client net.Conn) {
+	defer client.Close()
+	server, err := net.Dial("tcp", p.target)
+	if err != nil {
+		return
+	}
+	defer server.Close()
+	c := &proxyConn{client: client}
+	p.mu.Lock()
+	p.conns = append(p.conns, c)
+	p.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := client.Read(buf)
+			if n > 0 {
+				if strings.Contains(string(buf[:n]), "GET /api/topics/stream") {
+					c.mu.Lock()
+					c.stream = true
+					c.mu.Unlock()
+				}
+				if _, werr := server.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				server.(*net.TCPConn).CloseWrite()
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := server.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			hold := p.hold
+			p.mu.Unlock()
+			c.mu.Lock()
+			if hold && c.stream {
+				c.pending = append(c.pending, buf[:n]...)
+			} else {
+				c.flushLocked()
+				client.Write(buf[:n])
+			}
+			c.mu.Unlock()
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				client.Close()
+			}
+			break
+		}
+	}
+	<-done
+}
+
+func (c *proxyConn) flushLocked() {
+	if len(c.pending) > 0 {
+		c.client.Write(c.pending)
+		c.pending = nil
+	}
+}
+
+// setHold starts or stops holding back the streams; stopping sends what
+// was held.
+func (p *holdProxy) setHold(on bool) {
+	p.mu.Lock()
+	p.hold = on
+	conns := append([]*proxyConn(nil), p.conns...)
+	p.mu.Unlock()
+	if !on {
+		for _, c := range conns {
+			c.mu.Lock()
+			c.flushLocked()
+			c.mu.Unlock()
+		}
+	}
+}
+
+// TestDelayedBehindBufferingProxy: a proxy between the browser and the
+// replica holds the stream back. The page notices the silence, says
+// "delayed" and still shows a new post within seconds by polling the first
+// page; once the proxy lets the stream through, it is "live" again, with
+// exactly the API's list.
+func TestDelayedBehindBufferingProxy(t *testing.T) {
+	br := startBrowser(t)
+	c := startCluster(t, clusterOptions{replicas: 1})
+	px := startHoldProxy(t, c.replicas[0].url)
+	// The replica's heartbeat stays 15 s; the page's threshold is made
+	// short (2 s instead of 2 × 15 s) so the test does not wait 30 s.
+	p := br.open(t, "reader", px.url, tabOptions{script: `localStorage.setItem('bbs.delayedMs', '2000')`})
+	p.waitLive()
+
+	px.setHold(true)
+	held := time.Now()
+	tp, _ := postTopic(t, c.replicas[0].url, "posted while a proxy holds the stream "+randomName(""))
+	posted := time.Now()
+	p.waitFor("delayed, with the new post", 10*time.Second, func(s shown) bool {
+		_, ok := s.find(tp.ID)
+		return ok && s.State == "delayed"
+	})
+	t.Logf("stream held: the page says delayed and shows the new post %d ms after the post (%d ms after the hold began)",
+		time.Since(posted).Milliseconds(), time.Since(held).Milliseconds())
+	// It stays current while delayed.
+	tp2, _ := postTopic(t, c.replicas[0].url, "a second post while held "+randomName(""))
+	p.waitFor("the second post while delayed", 10*time.Second, func(s shown) bool {
+		_, ok := s.find(tp2.ID)
+		return ok && s.State == "delayed"
+	})
+
+	released := time.Now()
+	px.setHold(false)
+	p.waitFor("live again", 10*time.Second, func(s shown) bool { return s.State == "live" })
+	t.Logf("stream let through: live again %d ms later", time.Since(released).Milliseconds())
+
+	tp3, _ := postTopic(t, c.replicas[0].url, "after the proxy let go "+randomName(""))
+	want := listTopics(t, c.replicas[0].url)
+	p.waitFor("the API's list, live", liveWithin, func(s shown) bool {
+		_, ok := s.find(tp3.ID)
+		return ok && s.State == "live" && sameList(s, want)
+	})
+	p.checkClean(nil)
+}
