@@ -4,10 +4,12 @@
 package redisclient
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/bbsboard/bbs/pkg/redact"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -38,10 +40,21 @@ const (
 //	redis+cluster://host:port?addr=host2:port&addr=host3:port  Cluster
 //
 // Query parameters are go-redis's own (dial_timeout, pool_size, ...).
+// An error names the URL with its credentials masked (pkg/redact), never
+// as given: a URL that does not parse is most often one whose password
+// holds a reserved character, and the parser's own message would quote it.
 func New(url string) (*Client, error) {
+	c, err := parse(url)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL %s: %w", redact.URL(url), redact.Error(err, url))
+	}
+	return c, nil
+}
+
+func parse(url string) (*Client, error) {
 	scheme, rest, ok := strings.Cut(url, "://")
 	if !ok {
-		return nil, fmt.Errorf("REDIS_URL %q: want redis://, redis+sentinel:// or redis+cluster://", scheme)
+		return nil, errors.New("want redis://, rediss://, redis+sentinel:// or redis+cluster://")
 	}
 	tls := strings.HasPrefix(scheme, "rediss")
 	base := "redis://"
@@ -52,7 +65,7 @@ func New(url string) (*Client, error) {
 	case "":
 		opt, err := redis.ParseURL(url)
 		if err != nil {
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
+			return nil, err
 		}
 		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.MaxRetries = dialTimeout, ioTimeout, ioTimeout, 1
 		// go-redis retries a failed dial five times by default; with Redis
@@ -63,7 +76,7 @@ func New(url string) (*Client, error) {
 	case "+sentinel":
 		opt, err := redis.ParseFailoverURL(base + rest)
 		if err != nil {
-			return nil, fmt.Errorf("REDIS_URL (sentinel): %w", err)
+			return nil, fmt.Errorf("sentinel: %w", err)
 		}
 		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.MaxRetries = dialTimeout, ioTimeout, ioTimeout, 1
 		opt.DialerRetries = 1
@@ -72,12 +85,12 @@ func New(url string) (*Client, error) {
 	case "+cluster":
 		opt, err := redis.ParseClusterURL(base + rest)
 		if err != nil {
-			return nil, fmt.Errorf("REDIS_URL (cluster): %w", err)
+			return nil, fmt.Errorf("cluster: %w", err)
 		}
 		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.MaxRetries = dialTimeout, ioTimeout, ioTimeout, 1
 		opt.DialerRetries = 1
 		opt.ContextTimeoutEnabled = true
 		return &Client{UniversalClient: redis.NewClusterClient(opt), Cluster: true}, nil
 	}
-	return nil, fmt.Errorf("REDIS_URL scheme %q: want redis, rediss, redis+sentinel or redis+cluster", scheme)
+	return nil, errors.New("unknown scheme: want redis, rediss, redis+sentinel or redis+cluster")
 }

@@ -2,12 +2,12 @@ package redisclient_test
 
 import (
 	"context"
-	"net"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/bbsboard/bbs/pkg/redisclient"
+	"github.com/bbsboard/bbs/pkg/testenv"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -56,7 +56,7 @@ func TestNewPicksTheDeployment(t *testing.T) {
 // caller's deadline, not at the client's own I/O timeout. Before,
 // go-redis ignored the context and every call took the full second.
 func TestCallerDeadlineHonoured(t *testing.T) {
-	hole := blackHole(t)
+	hole := testenv.BlackHole(t)
 	for _, url := range []string{
 		"redis://" + hole,
 		"redis+cluster://" + hole,
@@ -85,33 +85,23 @@ func TestCallerDeadlineHonoured(t *testing.T) {
 	}
 }
 
-// blackHole accepts TCP connections on loopback and never reads or writes.
-func blackHole(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// TestNewErrorsMaskCredentials: a REDIS_URL that cannot be used is named in
+// the error with its credentials masked, never echoed whole.
+func TestNewErrorsMaskCredentials(t *testing.T) {
+	for _, url := range []string{
+		"redis://user:s3cret-pw@127.0.0.1:notaport/0",
+		"redis://127.0.0.1:6379/0?password=s3cret-pw&bogus=1",
+		"redis+sentinel://127.0.0.1:26379?master_name=m&sentinel_password=s3cret-pw&bogus=1",
+		"redis+cluster://:s3cret-pw@127.0.0.1:7000?bogus=1",
+		"memcached://user:s3cret-pw@127.0.0.1:11211",
+	} {
+		_, err := redisclient.New(url)
+		if err == nil {
+			t.Errorf("%s: accepted", url)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret-pw") {
+			t.Errorf("error shows the password: %v", err)
+		}
 	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/bbsboard/bbs/pkg/redact"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
@@ -25,8 +27,15 @@ func main() {
 	}
 }
 
-// run is the whole program; tests call it to start real servers.
+// run is the whole program; tests call it to start real servers. Its
+// error never shows a credential of DATABASE_URL or REDIS_URL: a driver's
+// message may quote the URL it could not use (pgx masks a URL's password,
+// not a password in its query string).
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	return redact.Error(runCommand(ctx, args, getenv, stdout), getenv("DATABASE_URL"), getenv("REDIS_URL"))
+}
+
+func runCommand(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd = args[0]
