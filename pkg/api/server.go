@@ -1,5 +1,6 @@
 // Package api provides the board's HTTP surface on gin: the JSON API, the
-// SSE stream, the page, health, readiness and metrics.
+// SSE stream, the page, health and readiness; and, for a listener of its
+// own, what only operators see (metrics, readiness details).
 package api
 
 import (
@@ -53,6 +54,7 @@ type Server struct {
 
 	draining atomic.Bool
 	streams  clientStreams // open streams per client address
+	depCache depCache      // the public /readyz's last round of checks
 }
 
 // New returns a server; Handler serves it.
@@ -93,13 +95,14 @@ func (s *Server) Handler() http.Handler {
 
 	r.GET("/", s.page)
 	r.GET("/static/*file", s.static)
+	// Probes: liveness and a bare readiness status. Metrics, readiness
+	// details and pprof are never served here: see InternalHandler.
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	// Load balancers' health checks may use HEAD.
 	r.HEAD("/", s.page)
 	r.HEAD("/healthz", s.healthz)
 	r.HEAD("/readyz", s.readyz)
-	r.GET("/metrics", gin.WrapH(s.m.Handler()))
 	api := r.Group("/api/topics")
 	api.GET("", s.list)
 	api.POST("", s.admitWrite, s.limitWrites, s.create)

@@ -5,17 +5,21 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bbsboard/bbs/pkg/redact"
 )
 
 // Config is everything the server reads from its environment.
 type Config struct {
 	HTTPAddr        string
-	DebugAddr       string // "": no pprof listener
+	InternalAddr    string // metrics, readiness detail, pprof; "": none (INTERNAL_ADDR=off)
+	Pprof           bool   // net/http/pprof on InternalAddr
 	DatabaseURL     string // "" or sqlite:PATH: embedded SQLite
 	RedisURL        string // "": in-process bus and cache, one replica
 	RedisPrefix     string // keys and channels live under it
@@ -29,6 +33,8 @@ type Config struct {
 	Retry           time.Duration
 	WriteRate       int // writes per minute per client address
 	WriteBurst      int
+	StreamRate      int // streams opened per minute per client address
+	StreamBurst     int
 	TrustedProxies  []netip.Prefix
 	MaxStreams      int
 	MaxStreamsPerIP int
@@ -43,7 +49,8 @@ func Load(getenv func(string) string) (Config, error) {
 	host, _ := os.Hostname()
 	c := Config{
 		HTTPAddr:        p.str("HTTP_ADDR", ":8080"),
-		DebugAddr:       p.str("DEBUG_ADDR", ""),
+		InternalAddr:    p.str("INTERNAL_ADDR", ":9090"),
+		Pprof:           p.bool("PPROF", false),
 		DatabaseURL:     p.str("DATABASE_URL", ""),
 		RedisURL:        p.str("REDIS_URL", ""),
 		RedisPrefix:     p.str("REDIS_PREFIX", "{bbs}"),
@@ -55,6 +62,7 @@ func Load(getenv func(string) string) (Config, error) {
 		DrainJitter:     p.dur("DRAIN_JITTER", 5*time.Second),
 		Retry:           p.dur("SSE_RETRY", 2*time.Second),
 		WriteBurst:      p.int("WRITE_BURST", 10),
+		StreamBurst:     p.int("STREAM_BURST", 20),
 		MaxStreams:      p.int("MAX_STREAMS", 20000),
 		MaxStreamsPerIP: p.int("MAX_STREAMS_PER_CLIENT", 50),
 		CheckEvery:      p.dur("VERSION_CHECK", 5*time.Second),
@@ -68,7 +76,12 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.DrainDelay = p.dur("DRAIN_DELAY", drainDelay)
 	c.WriteRate = p.rate("WRITE_RATE", 30)
+	c.StreamRate = p.rate("STREAM_RATE", 60)
 	c.TrustedProxies = p.prefixes("TRUSTED_PROXIES")
+	if strings.EqualFold(c.InternalAddr, "off") {
+		c.InternalAddr = ""
+	}
+	p.checkInternal(c)
 	if err := c.LogLevel.UnmarshalText([]byte(p.str("LOG_LEVEL", "info"))); err != nil {
 		p.errs = append(p.errs, fmt.Sprintf("LOG_LEVEL: %v", err))
 	}
@@ -84,42 +97,54 @@ func Load(getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
-// LogValue logs the configuration with its secrets masked.
+// LogValue logs every setting, with secrets masked: the URLs' passwords
+// and credential parameters (pkg/redact), and the admin token.
 func (c Config) LogValue() slog.Value {
+	internal := c.InternalAddr
+	if internal == "" {
+		internal = "off"
+	}
+	proxies := make([]string, len(c.TrustedProxies))
+	for i, p := range c.TrustedProxies {
+		proxies[i] = p.String()
+	}
+	admin := "unset"
+	if c.AdminToken != "" {
+		admin = redact.Mask
+	}
 	return slog.GroupValue(
 		slog.String("http_addr", c.HTTPAddr),
-		slog.String("debug_addr", c.DebugAddr),
+		slog.String("internal_addr", internal),
+		slog.Bool("pprof", c.Pprof),
 		slog.String("database", maskURL(c.DatabaseURL, "sqlite:bbs.db")),
 		slog.String("redis", maskURL(c.RedisURL, "in-process")),
-		slog.Bool("admin_token_set", c.AdminToken != ""),
+		slog.String("redis_prefix", c.RedisPrefix),
+		slog.String("admin_token", admin),
 		slog.String("replica", c.ReplicaID),
 		slog.Int("snapshot_limit", c.SnapshotLimit),
 		slog.Duration("heartbeat", c.Heartbeat),
-		slog.Duration("drain_delay", c.DrainDelay),
 		slog.Duration("shutdown_grace", c.ShutdownGrace),
+		slog.Duration("drain_delay", c.DrainDelay),
 		slog.Duration("drain_jitter", c.DrainJitter),
+		slog.Duration("retry", c.Retry),
 		slog.Int("write_rate_per_min", c.WriteRate),
 		slog.Int("write_burst", c.WriteBurst),
+		slog.Int("stream_rate_per_min", c.StreamRate),
+		slog.Int("stream_burst", c.StreamBurst),
+		slog.Any("trusted_proxies", proxies),
 		slog.Int("max_streams", c.MaxStreams),
 		slog.Int("max_streams_per_client", c.MaxStreamsPerIP),
-		slog.Int("trusted_proxies", len(c.TrustedProxies)),
+		slog.Duration("version_check", c.CheckEvery),
+		slog.String("log_level", c.LogLevel.String()),
 	)
 }
 
-// maskURL keeps the scheme and host of a URL and hides any password.
+// maskURL masks the credentials of a connection string (pkg/redact).
 func maskURL(u, empty string) string {
 	if u == "" {
 		return empty
 	}
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return u
-	}
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		user, _, _ := strings.Cut(rest[:at], ":")
-		rest = user + ":***@" + rest[at+1:]
-	}
-	return scheme + "://" + rest
+	return redact.URL(u)
 }
 
 type parser struct {
@@ -171,8 +196,27 @@ func (p *parser) rate(key string, def int) int {
 	return n
 }
 
+func (p *parser) bool(key string, def bool) bool {
+	switch v := strings.ToLower(p.str(key, "")); v {
+	case "":
+		return def
+	case "1", "true", "on", "yes":
+		return true
+	case "0", "false", "off", "no":
+		return false
+	default:
+		p.errs = append(p.errs, fmt.Sprintf("%s: %q is not on or off", key, v))
+		return def
+	}
+}
+
+// prefixes reads a list of CIDRs or addresses; "none" is the empty list,
+// said explicitly.
 func (p *parser) prefixes(key string) []netip.Prefix {
 	var out []netip.Prefix
+	if strings.EqualFold(p.str(key, ""), "none") {
+		return nil
+	}
 	for _, f := range strings.FieldsFunc(p.str(key, ""), func(r rune) bool { return r == ',' || r == ' ' }) {
 		pf, err := netip.ParsePrefix(f)
 		if err != nil {
@@ -186,4 +230,32 @@ func (p *parser) prefixes(key string) []netip.Prefix {
 		out = append(out, pf)
 	}
 	return out
+}
+
+// checkInternal refuses an internal listener that would share the public
+// port (what it serves is for operators only), pprof without one, and
+// DEBUG_ADDR, which INTERNAL_ADDR and PPROF replaced.
+func (p *parser) checkInternal(c Config) {
+	if p.getenv("DEBUG_ADDR") != "" {
+		p.errs = append(p.errs, "DEBUG_ADDR: gone; pprof is served on INTERNAL_ADDR with PPROF=on")
+	}
+	if c.InternalAddr == "" {
+		if c.Pprof {
+			p.errs = append(p.errs, "PPROF: needs INTERNAL_ADDR (it is off)")
+		}
+		return
+	}
+	ih, ip, err := net.SplitHostPort(c.InternalAddr)
+	if err != nil {
+		p.errs = append(p.errs, fmt.Sprintf("INTERNAL_ADDR: %q is not host:port (or off)", c.InternalAddr))
+		return
+	}
+	hh, hp, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		return // the listener says so
+	}
+	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	if ip == hp && ip != "0" && (ih == hh || wildcard(ih) || wildcard(hh)) {
+		p.errs = append(p.errs, fmt.Sprintf("INTERNAL_ADDR %q: must not be the public port (HTTP_ADDR %q): it serves metrics and readiness details", c.InternalAddr, c.HTTPAddr))
+	}
 }

@@ -12,10 +12,14 @@ import (
 	"github.com/bbsboard/bbs/pkg/wire"
 )
 
-// metric reads one sample from a replica's /metrics.
+// metric reads one sample from a replica's /metrics, on its internal
+// listener (never served on the public port).
 func (r *replica) metric(t testing.TB, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(r.URL + "/metrics")
+	if r.Internal == "" {
+		t.Fatalf("%s: no internal listener known: metrics are served there only", r.id)
+	}
+	resp, err := http.Get(r.Internal + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -10,30 +9,58 @@ import (
 	"time"
 )
 
-// serveDebug serves pprof on its own listener until ctx ends. It is off
-// unless DEBUG_ADDR is set, and never shares the public port: profiles
-// expose internals and cost CPU while they run.
-func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
+// internalListener serves what only operators may see (api's
+// InternalHandler: metrics, readiness details; pprof with PPROF=on) on
+// INTERNAL_ADDR, never on the public port: metrics and error texts name
+// internal hosts, and profiles expose internals and cost CPU while they
+// run. Nothing routes the public to it: the load balancer, the Ingress
+// and the HTTPRoute all proxy to the public port only.
+type internalListener struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+// listenInternal binds addr and serves h on it until close.
+func listenInternal(addr string, h http.Handler, log *slog.Logger) (*internalListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	mux := http.NewServeMux()
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		// No WriteTimeout: a CPU profile answers after its ?seconds=.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("internal listener stopped", "err", err)
+		}
+	}()
+	return &internalListener{ln: ln, srv: srv}, nil
+}
+
+// addr is the bound address, "off" when there is no listener.
+func (l *internalListener) addr() string {
+	if l == nil {
+		return "off"
+	}
+	return l.ln.Addr().String()
+}
+
+func (l *internalListener) close() {
+	if l != nil {
+		_ = l.srv.Close()
+	}
+}
+
+// pprofRoutes adds net/http/pprof under /debug/pprof/.
+func pprofRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	log.Info("debug listener", "addr", ln.Addr().String())
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("debug listener stopped", "err", err)
-		}
-	}()
-	return nil
 }

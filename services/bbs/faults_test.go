@@ -135,7 +135,8 @@ func databaseList(t testing.TB, r *replica) wire.List {
 	return l
 }
 
-// readiness is the body of /readyz.
+// readiness is the body of /readyz on the internal listener (the public
+// one says only the status).
 type readiness struct {
 	Status       string            `json:"status"`
 	Dependencies map[string]string `json:"dependencies"`
@@ -143,7 +144,7 @@ type readiness struct {
 
 func readinessOf(t testing.TB, r *replica) (int, readiness) {
 	t.Helper()
-	o := sendJSON("GET", r.URL+"/readyz", "", nil)
+	o := sendJSON("GET", r.Internal+"/readyz", "", nil)
 	if o.err != nil {
 		t.Fatalf("%s /readyz: %v", r.id, o.err)
 	}

@@ -26,11 +26,12 @@ func env(m map[string]string) func(string) string {
 
 // replica is a whole server started through run, as main starts it.
 type replica struct {
-	t      *testing.T
-	id     string
-	URL    string
-	cancel context.CancelFunc
-	done   chan error
+	t        *testing.T
+	id       string
+	URL      string // the public listener
+	Internal string // the internal listener (metrics, readiness details); "" when unknown
+	cancel   context.CancelFunc
+	done     chan error
 }
 
 // cluster is the shared configuration of a test's replicas: one Postgres
@@ -52,6 +53,7 @@ func newCluster(t *testing.T, redisURL string) *cluster {
 		"REDIS_URL":      redisURL,
 		"REDIS_PREFIX":   testenv.RedisPrefix(t, redisURL),
 		"HTTP_ADDR":      "127.0.0.1:0",
+		"INTERNAL_ADDR":  "127.0.0.1:0",
 		"ADMIN_TOKEN":    "admin-secret",
 		"SHUTDOWN_GRACE": "5s",
 		"DRAIN_JITTER":   "200ms",
@@ -61,6 +63,9 @@ func newCluster(t *testing.T, redisURL string) *cluster {
 		// Tests write far faster than a person; the limiter has its own tests.
 		"WRITE_RATE":  "100000",
 		"WRITE_BURST": "100000",
+		// Tests open many streams from one address, one after the other;
+		// the stream limiter has its own tests (TestStreamRate*).
+		"STREAM_RATE": "0",
 	}
 	if err := run(context.Background(), []string{"migrate"}, env(base), io.Discard); err != nil {
 		t.Fatalf("migrate: %v", err)
@@ -86,20 +91,26 @@ func startReplica(t *testing.T, id string, m map[string]string) *replica {
 	if m["LOG_LEVEL"] == "" {
 		m["LOG_LEVEL"] = "info"
 	}
+	if m["INTERNAL_ADDR"] == "" {
+		m["INTERNAL_ADDR"] = "127.0.0.1:0" // the default :9090 would be shared by every replica
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &replica{t: t, id: id, cancel: cancel, done: make(chan error, 1)}
 	pr, pw := io.Pipe()
-	addr := make(chan string, 1)
+	addr := make(chan [2]string, 1)
 	logged := make(chan struct{})
 	go func() {
 		defer close(logged)
-		// The replica logs JSON; "listening" carries the bound address.
+		// The replica logs JSON; "listening" carries the bound addresses.
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			var line struct{ Msg, Addr, Level string }
+			var line struct {
+				Msg, Addr, Level string
+				Internal         string `json:"internal_addr"`
+			}
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr <- line.Addr
+				addr <- [2]string{line.Addr, line.Internal}
 			}
 			if testing.Verbose() || strings.Contains(sc.Text(), `"level":"ERROR"`) {
 				t.Logf("%s: %s", id, sc.Text())
@@ -114,7 +125,10 @@ func startReplica(t *testing.T, id string, m map[string]string) *replica {
 	}()
 	select {
 	case a := <-addr:
-		r.URL = "http://" + a
+		r.URL = "http://" + a[0]
+		if a[1] != "" && a[1] != "off" {
+			r.Internal = "http://" + a[1]
+		}
 	case err := <-r.done:
 		t.Fatalf("replica %s exited at start: %v", id, err)
 	case <-time.After(15 * time.Second):

@@ -64,7 +64,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		checks["redis"] = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
 	}
 
-	writeLimiter := newWriteLimiter(cfg, rdb)
+	writeLimiter := newLimiter(rdb, cfg.RedisPrefix, limit.Rate{PerMinute: cfg.WriteRate, Burst: cfg.WriteBurst})
+	streamLimiter := newLimiter(rdb, cfg.RedisPrefix+":streams", limit.Rate{PerMinute: cfg.StreamRate, Burst: cfg.StreamBurst})
 	hub := sse.NewHub(streamQueue)
 	// Counted by the hub, where a queue overflows, so a stream that is
 	// stuck in a write (and never gets to notice) is counted too.
@@ -85,6 +86,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		MaxStreamsPerClient: cfg.MaxStreamsPerIP,
 		TrustedProxies:      cfg.TrustedProxies,
 		WriteLimiter:        writeLimiter,
+		StreamLimiter:       streamLimiter,
 	}, log, st, fd, hub, topic.NewAuthorizer(cfg.AdminToken), m, checks)
 
 	feedCtx, stopFeed := context.WithCancel(context.WithoutCancel(ctx))
@@ -102,10 +104,18 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		fd.Run(feedCtx)
 	}()
 
-	if cfg.DebugAddr != "" {
-		if err := serveDebug(feedCtx, cfg.DebugAddr, log); err != nil {
-			return fmt.Errorf("debug listener: %w", err)
+	var internal *internalListener
+	if cfg.InternalAddr != "" {
+		var extra func(*http.ServeMux)
+		if cfg.Pprof {
+			extra = pprofRoutes
 		}
+		internal, err = listenInternal(cfg.InternalAddr, srv.InternalHandler(extra), log)
+		if err != nil {
+			return fmt.Errorf("internal listener (INTERNAL_ADDR; off to do without): %w", err)
+		}
+		// Open until the end: operators watch a drain through it.
+		defer internal.close()
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -128,7 +138,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	}
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String())
+	// One line with both addresses: tests and tools learn them from it.
+	log.Info("listening", "addr", ln.Addr().String(), "internal_addr", internal.addr(), "pprof", cfg.Pprof)
 
 	select {
 	case err := <-served:
@@ -237,16 +248,16 @@ func waitForSchema(ctx context.Context, st *store.Store, log *slog.Logger) error
 	}
 }
 
-// newWriteLimiter returns the write rate limiter: one budget per client
-// for the whole cluster when there is Redis, else one in this process
-// (there is only one replica then), and none with WRITE_RATE=0.
-func newWriteLimiter(cfg config.Config, rdb redis.UniversalClient) api.Limiter {
-	r := limit.Rate{PerMinute: cfg.WriteRate, Burst: cfg.WriteBurst}
+// newLimiter returns a rate limiter per client address (writes, or
+// streams opened): one budget per client for the whole cluster when there
+// is Redis (keys under prefix), else one in this process (there is only
+// one replica then), and none when the rate is 0.
+func newLimiter(rdb redis.UniversalClient, prefix string, r limit.Rate) api.Limiter {
 	switch {
-	case cfg.WriteRate == 0:
+	case r.PerMinute == 0:
 		return nil
 	case rdb != nil:
-		return limit.NewRedis(rdb, cfg.RedisPrefix, r)
+		return limit.NewRedis(rdb, prefix, r)
 	default:
 		return limit.NewMemory(r)
 	}

@@ -10,31 +10,35 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bbsboard/bbs/pkg/testenv"
 )
 
 // replica is a bbs process the test started, on a fixed port so it can be
 // stopped and started again behind the same load balancer entry.
 type replica struct {
-	t    testing.TB
-	ID   string
-	Addr string // 127.0.0.1:port
-	env  []string
-	log  string
-	cmd  *exec.Cmd
-	done chan error
+	t        testing.TB
+	ID       string
+	Addr     string // 127.0.0.1:port
+	Internal string // 127.0.0.1:port of the internal listener (metrics, readiness details)
+	env      []string
+	log      string
+	cmd      *exec.Cmd
+	done     chan error
 }
 
 // newReplica prepares a replica; env holds the server's variables.
 func newReplica(t testing.TB, id string, port int, env map[string]string) *replica {
 	t.Helper()
-	r := &replica{t: t, ID: id, Addr: fmt.Sprintf("127.0.0.1:%d", port), log: filepath.Join(t.TempDir(), id+".log")}
+	r := &replica{t: t, ID: id, Addr: fmt.Sprintf("127.0.0.1:%d", port), log: filepath.Join(t.TempDir(), id+".log"),
+		Internal: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
 	var names []string
 	for k, v := range env {
 		r.env = append(r.env, k+"="+v)
 		names = append(names, k)
 	}
 	checkServerEnv(t, "the test's replica", names)
-	r.env = append(r.env, "HTTP_ADDR="+r.Addr, "REPLICA_ID="+id)
+	r.env = append(r.env, "HTTP_ADDR="+r.Addr, "INTERNAL_ADDR="+r.Internal, "REPLICA_ID="+id)
 	t.Cleanup(r.kill)
 	return r
 }

@@ -24,8 +24,8 @@ func repoRoot(t testing.TB) string {
 }
 
 // envNameRe finds the variables pkg/config reads: p.str("HTTP_ADDR", ...),
-// p.int(...), p.dur(...), p.rate(...), p.prefixes(...).
-var envNameRe = regexp.MustCompile(`\bp\.(?:str|int|dur|rate|prefixes)\("([A-Z][A-Z0-9_]*)"`)
+// p.int(...), p.dur(...), p.rate(...), p.bool(...), p.prefixes(...).
+var envNameRe = regexp.MustCompile(`\bp\.(?:str|int|dur|rate|bool|prefixes)\("([A-Z][A-Z0-9_]*)"`)
 
 // serverEnv lists the environment variables the server reads, from the
 // source of pkg/config, so no list is kept twice.

@@ -27,6 +27,7 @@ func TestRollingRestart(t *testing.T) {
 		"WRITE_RATE":             "100000", // every write comes from 127.0.0.1
 		"WRITE_BURST":            "100000",
 		"MAX_STREAMS_PER_CLIENT": "1000",
+		"STREAM_RATE":            "0", // and so does every stream, 300 at once
 		"SSE_HEARTBEAT":          "2s",
 		"SSE_RETRY":              "1s",
 		"DRAIN_JITTER":           "1s",

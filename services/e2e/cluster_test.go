@@ -155,6 +155,12 @@ func startCluster(t *testing.T, opts clusterOptions) *cluster {
 		"DRAIN_JITTER=100ms", // nor 5 s
 		"DRAIN_DELAY=0s",     // nor 5 more: no load balancer in front to leave
 		"LOG_LEVEL=info",     // "listening" says which port it took
+		// Every browser and test client here is 127.0.0.1, reloading and
+		// reconnecting far more often than a person (the page retries a
+		// refused stream itself); and each replica's internal listener on
+		// a port of its own, not the shared default :9090.
+		"STREAM_RATE=0",
+		"INTERNAL_ADDR=127.0.0.1:0",
 	}}
 	c.env = append(c.env, opts.env...)
 

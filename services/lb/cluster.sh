@@ -11,6 +11,8 @@
 #   CLUSTER_DIR   state: pids, logs, nginx prefix, binary (default .cluster/)
 #   LB_PORT       nginx listens on 127.0.0.1:LB_PORT (default 8080)
 #   BBS_PORTS     the replicas' ports (default "18081 18082 18083")
+#   BBS_INTERNAL_PORTS  their internal listeners' ports, on 127.0.0.1:
+#                 /metrics, /readyz with details (default "19081 19082 19083")
 #   BBS_BIN       a bbs binary to run (default: built into CLUSTER_DIR)
 #   DATABASE_URL  default: database bbs_cluster on the local Postgres
 #                 (127.0.0.1:5432), or a throwaway server in CLUSTER_DIR
@@ -24,6 +26,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 state=${CLUSTER_DIR:-$root/.cluster}
 lb_port=${LB_PORT:-8080}
 read -r -a ports <<<"${BBS_PORTS:-18081 18082 18083}"
+read -r -a internal_ports <<<"${BBS_INTERNAL_PORTS:-19081 19082 19083}"
+[ ${#internal_ports[@]} -eq ${#ports[@]} ] || { echo "cluster: BBS_INTERNAL_PORTS needs one port per BBS_PORTS entry" >&2; exit 1; }
 pg_port=${CLUSTER_PG_PORT:-15432}
 redis_port=${CLUSTER_REDIS_PORT:-16379}
 
@@ -106,16 +110,18 @@ redis_url() {
 
 ready() { curl -fs -o /dev/null "http://$1/readyz"; }
 
-start_replica() { # index port
-  local i=$1 port=$2 pidf="$state/bbs-$1.pid"
+start_replica() { # index port internal-port
+  local i=$1 port=$2 iport=$3 pidf="$state/bbs-$1.pid"
   if alive "$pidf"; then say "replica bbs-$i already running (pid $(cat "$pidf"))"; return; fi
   if ready "127.0.0.1:$port"; then die "port $port answers but is not our replica: set BBS_PORTS"; fi
   # setsid: its own session, so closing the terminal does not stop it.
-  HTTP_ADDR=127.0.0.1:$port REPLICA_ID=bbs-$i TRUSTED_PROXIES=127.0.0.1/32 \
+  # nginx proxies to HTTP_ADDR only; INTERNAL_ADDR (metrics, readiness
+  # details) stays on 127.0.0.1 for whoever runs the cluster.
+  HTTP_ADDR=127.0.0.1:$port INTERNAL_ADDR=127.0.0.1:$iport REPLICA_ID=bbs-$i TRUSTED_PROXIES=127.0.0.1/32 \
     DATABASE_URL=$db REDIS_URL=$rdb REDIS_PREFIX=$prefix \
     setsid "$bin" >>"$state/bbs-$i.log" 2>&1 </dev/null &
   echo $! >"$pidf"
-  say "started bbs-$i on 127.0.0.1:$port (pid $!)"
+  say "started bbs-$i on 127.0.0.1:$port, metrics on 127.0.0.1:$iport (pid $!)"
 }
 
 # Debian installs nginx in /usr/sbin, which is not on every user's PATH.
@@ -144,7 +150,7 @@ up() {
   local i=0 addrs=()
   for port in "${ports[@]}"; do
     i=$((i + 1))
-    start_replica "$i" "$port"
+    start_replica "$i" "$port" "${internal_ports[$((i - 1))]}"
     addrs+=("127.0.0.1:$port")
   done
   for a in "${addrs[@]}"; do

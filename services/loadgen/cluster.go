@@ -31,15 +31,20 @@ type cluster struct {
 }
 
 type replica struct {
-	id    string
-	addr  string // host:port
-	debug string // pprof listener, "" when off
-	cmd   *exec.Cmd
-	done  chan struct{} // closed when the process has exited
+	id       string
+	addr     string // host:port
+	internal string // host:port of the internal listener: /metrics, and pprof
+	pprof    bool   // PPROF=on: /debug/pprof/ on the internal listener
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when the process has exited
 }
 
 func (r *replica) url(path string) string { return "http://" + r.addr + path }
-func (r *replica) pid() int               { return r.cmd.Process.Pid }
+
+// internalURL is a path on the internal listener (INTERNAL_ADDR), where
+// the replica serves what is never on its public port.
+func (r *replica) internalURL(path string) string { return "http://" + r.internal + path }
+func (r *replica) pid() int                       { return r.cmd.Process.Pid }
 
 func startCluster(ctx context.Context, o options) (*cluster, error) {
 	for _, bin := range []string{o.bbs, o.redisServer} {
@@ -135,14 +140,21 @@ func (c *cluster) startReplica(ctx context.Context, id string, debug bool) (*rep
 	if err != nil {
 		return nil, err
 	}
-	r := &replica{id: id, addr: "127.0.0.1:" + strconv.Itoa(port)}
+	iport, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	r := &replica{id: id, addr: "127.0.0.1:" + strconv.Itoa(port), internal: "127.0.0.1:" + strconv.Itoa(iport), pprof: debug}
 	env := []string{
 		"HTTP_ADDR=" + r.addr,
+		"INTERNAL_ADDR=" + r.internal,
 		"REPLICA_ID=" + id,
 		"DATABASE_URL=" + c.dbURL,
 		"REDIS_URL=redis://" + c.redisAddr + "/0",
 		"WRITE_RATE=6000000",
 		"WRITE_BURST=100000",
+		// Every stream of the bench comes from this one address.
+		"STREAM_RATE=0",
 		"LOG_LEVEL=warn",
 		"SHUTDOWN_GRACE=5s",
 		"DRAIN_JITTER=1s",
@@ -152,12 +164,7 @@ func (c *cluster) startReplica(ctx context.Context, id string, debug bool) (*rep
 		env = append(env, "GOMAXPROCS="+v)
 	}
 	if debug {
-		dport, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		r.debug = "127.0.0.1:" + strconv.Itoa(dport)
-		env = append(env, "DEBUG_ADDR="+r.debug)
+		env = append(env, "PPROF=on")
 	}
 	logf, err := os.Create(filepath.Join(c.dir, id+".log"))
 	if err != nil {

@@ -150,13 +150,13 @@ func (b *bench) fanout(ctx context.Context, p point) (fanoutResult, error) {
 func (b *bench) startProfile(ctx context.Context, p point) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	r := b.c.replicas[0]
-	if b.opts.profileDir == "" || r.debug == "" {
+	if b.opts.profileDir == "" || !r.pprof {
 		return &wg
 	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		u := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", r.debug, max(1, int(b.opts.duration.Seconds())))
+		u := r.internalURL(fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(b.opts.duration.Seconds()))))
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -44,9 +44,10 @@ func spreadOfDurations(ds []time.Duration) spread {
 	return spreadOfMicros(us)
 }
 
-// metric reads one unlabelled sample from a replica's /metrics.
+// metric reads one unlabelled sample from a replica's /metrics, on its
+// internal listener.
 func metric(ctx context.Context, r *replica, name string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url("/metrics"), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.internalURL("/metrics"), nil)
 	if err != nil {
 		return 0, err
 	}

@@ -169,6 +169,8 @@ func (r *replica) env() []string {
 		"WRITE_RATE=1000000",
 		"WRITE_BURST=1000000",
 		"MAX_STREAMS_PER_CLIENT=0",
+		"STREAM_RATE=0", // every model client is 127.0.0.1
+		"INTERNAL_ADDR=127.0.0.1:0",
 		"LOG_LEVEL=info",
 	}
 }
