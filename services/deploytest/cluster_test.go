@@ -21,12 +21,14 @@ import (
 func TestClusterScript(t *testing.T) {
 	dir := t.TempDir()
 	ports := []int{testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)}
+	internal := []int{testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)}
 	lb := testenv.FreePort(t)
 	redisURL := testenv.RedisURL(t)
 	env := append(os.Environ(),
 		"CLUSTER_DIR="+dir,
 		fmt.Sprintf("LB_PORT=%d", lb),
 		fmt.Sprintf("BBS_PORTS=%d %d %d", ports[0], ports[1], ports[2]),
+		fmt.Sprintf("BBS_INTERNAL_PORTS=%d %d %d", internal[0], internal[1], internal[2]),
 		"BBS_BIN="+bbsBinary(t),
 		"DATABASE_URL="+testenv.PostgresURL(t),
 		"REDIS_URL="+redisURL,
@@ -65,9 +67,25 @@ func TestClusterScript(t *testing.T) {
 	if len(seen) != 3 {
 		t.Errorf("through the cluster's nginx, replicas %v answered, want 3", seen)
 	}
+	// Metrics on each replica's internal port, not through nginx.
+	for _, p := range internal {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("internal port %d: /metrics %d, want 200", p, resp.StatusCode)
+		}
+	}
+	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", lb)); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/metrics through the cluster's nginx: %d, want 404", resp.StatusCode)
+	}
 
 	run("down")
-	for _, p := range append(ports, lb) {
+	for _, p := range append(append(ports, internal...), lb) {
 		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p), time.Second); err == nil {
 			c.Close()
 			t.Errorf("port %d still answers after down", p)

@@ -14,21 +14,82 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
-// loadCompose loads docker-compose.yml as `docker compose` would, with no
-// variables from the environment (so the defaults in the file apply).
+// composeAdminToken is the ADMIN_TOKEN the tests give compose, which
+// refuses to start without one.
+const composeAdminToken = "a-token-the-user-chose-0123456789"
+
+// loadCompose loads docker-compose.yml as `docker compose` would, with only
+// ADMIN_TOKEN from the environment (so the defaults in the file apply to
+// everything else).
 func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
-	root := repoRoot(t)
-	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
-		cli.WithWorkingDirectory(root), cli.WithName("bbs"), cli.WithConsistency(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := opts.LoadProject(context.Background())
+	p, err := loadComposeEnv(t, "ADMIN_TOKEN="+composeAdminToken)
 	if err != nil {
 		t.Fatalf("docker-compose.yml: %v", err)
 	}
 	return p
+}
+
+// loadComposeEnv loads docker-compose.yml with exactly env as the
+// environment: no variable of the test's own, no .env file.
+func loadComposeEnv(t *testing.T, env ...string) (*types.Project, error) {
+	t.Helper()
+	root := repoRoot(t)
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
+		cli.WithWorkingDirectory(root), cli.WithName("bbs"), cli.WithConsistency(true),
+		cli.WithEnv(env), cli.WithDiscardEnvFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opts.LoadProject(context.Background())
+}
+
+// TestComposeAdminToken: the stack does not start without an admin token
+// of the user's own, and has none of its own. Before, ADMIN_TOKEN defaulted
+// to dev-admin-token, a token anyone reading the repository knows, on a
+// port published on every interface.
+func TestComposeAdminToken(t *testing.T) {
+	t.Parallel()
+	if _, err := loadComposeEnv(t); err == nil || !strings.Contains(err.Error(), "ADMIN_TOKEN") {
+		t.Errorf("docker-compose.yml without ADMIN_TOKEN: %v, want it refused, naming ADMIN_TOKEN", err)
+	}
+	p := loadCompose(t)
+	if got := envString(service(t, p, "bbs").Environment, "ADMIN_TOKEN", ""); got != composeAdminToken {
+		t.Errorf("bbs: ADMIN_TOKEN %q, want the one given (%q)", got, composeAdminToken)
+	}
+	if text := readFile(t, filepath.Join(repoRoot(t), "docker-compose.yml")); strings.Contains(text, "dev-admin-token") {
+		t.Error("docker-compose.yml still names dev-admin-token")
+	}
+}
+
+// TestComposePublishesLocally: nginx is published on 127.0.0.1 unless
+// BBS_PUBLISH says otherwise, and nothing else is published (the replicas'
+// internal listeners stay on the compose network).
+func TestComposePublishesLocally(t *testing.T) {
+	t.Parallel()
+	p := loadCompose(t)
+	for name, s := range p.Services {
+		if name != "lb" && len(s.Ports) > 0 {
+			t.Errorf("%s publishes %+v; only lb may", name, s.Ports)
+		}
+	}
+	lb := service(t, p, "lb")
+	if len(lb.Ports) != 1 || lb.Ports[0].HostIP != "127.0.0.1" || lb.Ports[0].Published != "8080" || lb.Ports[0].Target != 80 {
+		t.Errorf("lb: ports %+v, want 127.0.0.1:8080:80 by default", lb.Ports)
+	}
+	p, err := loadComposeEnv(t, "ADMIN_TOKEN="+composeAdminToken, "BBS_PUBLISH=0.0.0.0:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lb := service(t, p, "lb"); len(lb.Ports) != 1 || lb.Ports[0].HostIP != "0.0.0.0" || lb.Ports[0].Published != "80" {
+		t.Errorf("lb with BBS_PUBLISH=0.0.0.0:80: ports %+v", lb.Ports)
+	}
+	// The replicas' internal listener is not the port nginx proxies to.
+	env := service(t, p, "bbs").Environment
+	internal, public := envString(env, "INTERNAL_ADDR", ":9090"), envString(env, "HTTP_ADDR", ":8080")
+	if internal == "off" || internal == public {
+		t.Errorf("bbs: INTERNAL_ADDR %q, HTTP_ADDR %q: want an internal listener of its own", internal, public)
+	}
 }
 
 func service(t *testing.T, p *types.Project, name string) types.ServiceConfig {
@@ -162,7 +223,7 @@ func TestComposeLoadBalancer(t *testing.T) {
 		t.Errorf("lb: command %q does not use the mounted config", lb.Command)
 	}
 	if len(lb.Ports) != 1 || lb.Ports[0].Published != "8080" || lb.Ports[0].Target != 80 {
-		t.Errorf("lb: ports %+v, want 8080:80", lb.Ports)
+		t.Errorf("lb: ports %+v, want 127.0.0.1:8080:80", lb.Ports)
 	}
 	// nginx listens where the port is published and proxies to the port
 	// the replicas listen on.

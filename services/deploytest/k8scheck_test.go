@@ -2,6 +2,7 @@ package deploytest
 
 import (
 	"maps"
+	"net"
 	"net/url"
 	"slices"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bbsboard/bbs/pkg/config"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -57,8 +59,21 @@ func checkContainers(t *testing.T, p bbsPod) {
 			t.Errorf("%s probe %s, want httpGet %s", name, yamlOf(pr), want)
 			continue
 		}
-		if !slices.ContainsFunc(c.Ports, func(cp corev1.ContainerPort) bool { return cp.Name == pr.HTTPGet.Port.StrVal }) {
-			t.Errorf("%s probe port %v is no named port of the container", name, pr.HTTPGet.Port)
+		if pr.HTTPGet.Port.StrVal != "http" {
+			t.Errorf("%s probe on port %v, want the public port `http` (/healthz and the bare /readyz are served there)", name, pr.HTTPGet.Port)
+		}
+	}
+	// The container's named ports are the server's two listeners.
+	for name, key := range map[string]string{"http": "HTTP_ADDR", "metrics": "INTERNAL_ADDR"} {
+		addr, ok := p.config[key]
+		if !ok {
+			t.Errorf("ConfigMap: no %s (the container's port %q depends on it)", key, name)
+			continue
+		}
+		_, port, err := net.SplitHostPort(addr)
+		i := slices.IndexFunc(c.Ports, func(cp corev1.ContainerPort) bool { return cp.Name == name })
+		if err != nil || i < 0 || strconv.Itoa(int(c.Ports[i].ContainerPort)) != port {
+			t.Errorf("container port %q %s, want the port of %s=%s", name, yamlOf(c.Ports), key, addr)
 		}
 	}
 	if c.Image == "" || c.Image != p.init.Image || !strings.Contains(c.Image, ":") {
@@ -106,13 +121,27 @@ func checkEnv(t *testing.T, p bbsPod) {
 	}
 }
 
-// checkRouting: the Service reaches the pods, and both the Ingress and the
-// HTTPRoute keep streams open longer than the heartbeat.
+// checkRouting: the Service reaches the pods' public port, and both the
+// Ingress and the HTTPRoute route to it alone, keeping streams open longer
+// than the heartbeat; the internal port has a Service of its own that
+// nothing routes to from outside.
 func checkRouting(t *testing.T, m manifests, p bbsPod) {
 	t.Helper()
 	svc := m.Services["bbs"]
-	if svc == nil || !selects(svc.Spec.Selector, p.d) || len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort.StrVal != p.main.Ports[0].Name {
-		t.Fatalf("Service bbs %s does not reach the pods' port %q", yamlOf(svc), p.main.Ports[0].Name)
+	if svc == nil || !selects(svc.Spec.Selector, p.d) || len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort.StrVal != "http" {
+		t.Fatalf("Service bbs %s: want one port, to the pods' public port `http`", yamlOf(svc))
+	}
+	internal := m.Services["bbs-metrics"]
+	if internal == nil || !selects(internal.Spec.Selector, p.d) || len(internal.Spec.Ports) != 1 ||
+		internal.Spec.Ports[0].TargetPort.StrVal != "metrics" || internal.Spec.Type != "" && internal.Spec.Type != corev1.ServiceTypeClusterIP {
+		t.Errorf("Service bbs-metrics %s: want a ClusterIP Service to the pods' port `metrics`", yamlOf(internal))
+	}
+	for name, s := range m.Services {
+		for _, sp := range s.Spec.Ports {
+			if sp.TargetPort.StrVal == "metrics" && name != "bbs-metrics" {
+				t.Errorf("Service %s exposes the internal port `metrics`", name)
+			}
+		}
 	}
 	heartbeat := p.configDuration(t, "SSE_HEARTBEAT", 15*time.Second)
 
@@ -181,13 +210,33 @@ func checkScaling(t *testing.T, m manifests, p bbsPod) {
 }
 
 // checkDev: Postgres and Redis run in the cluster, and the generated
-// Secret points at their Services.
+// Secret points at their Services. No admin token is in the build: one
+// written in the repository is known to everyone, and the Ingress and the
+// HTTPRoute publish the board (before, dev-admin-token was).
 func checkDev(t *testing.T, m manifests, p bbsPod) {
 	t.Helper()
 	if m.StatefulSets["postgres"] == nil || m.Deployments["redis"] == nil {
 		t.Fatal("dev: want StatefulSet postgres and Deployment redis")
 	}
+	for name, s := range m.Secrets {
+		if _, ok := s.Data["ADMIN_TOKEN"]; ok {
+			t.Errorf("dev: Secret %s holds an ADMIN_TOKEN written in the repository", name)
+		}
+	}
+	if _, ok := p.config["ADMIN_TOKEN"]; ok {
+		t.Error("dev: the ConfigMap sets ADMIN_TOKEN")
+	}
+	i := slices.IndexFunc(p.main.Env, func(e corev1.EnvVar) bool { return e.Name == "ADMIN_TOKEN" })
+	if i >= 0 {
+		ref := p.main.Env[i].ValueFrom
+		if p.main.Env[i].Value != "" || ref == nil || ref.SecretKeyRef == nil || ref.SecretKeyRef.Optional == nil || !*ref.SecretKeyRef.Optional {
+			t.Errorf("dev: ADMIN_TOKEN %s: want it from an optional Secret the user creates", yamlOf(p.main.Env[i]))
+		}
+	}
 	for _, ref := range secretRefs(p) {
+		if ref[2] == "optional" {
+			continue
+		}
 		s := m.Secrets[ref[0]]
 		if s == nil || len(s.Data[ref[1]]) == 0 {
 			t.Fatalf("dev: the pod reads %s from Secret %s, which the build does not have", ref[1], ref[0])
@@ -228,4 +277,32 @@ func selects(sel map[string]string, d *appsv1.Deployment) bool {
 		}
 	}
 	return true
+}
+
+// checkTrustedProxies: X-Forwarded-For is trusted from no range wider than
+// a /16 (before, the default was 10.0.0.0/8: any pod of most clusters could
+// claim to be any client). An overlay either names a range, or says
+// `none`, or keeps the placeholder, which the server refuses, so the
+// operator has to set it before a replica starts.
+func checkTrustedProxies(t *testing.T, overlay string, p bbsPod) {
+	t.Helper()
+	v, ok := p.config["TRUSTED_PROXIES"]
+	if !ok {
+		t.Fatal("ConfigMap: no TRUSTED_PROXIES")
+	}
+	cfg, err := config.Load(func(k string) string { return p.config[k] })
+	if err != nil {
+		if !strings.Contains(err.Error(), "TRUSTED_PROXIES") || strings.Count(err.Error(), ";") > 0 {
+			t.Errorf("%s: the ConfigMap is refused for more than TRUSTED_PROXIES: %v", overlay, err)
+		}
+		if overlay == "overlays/dev" {
+			t.Errorf("dev: TRUSTED_PROXIES=%q is refused (%v): dev must start as it is", v, err)
+		}
+		return
+	}
+	for _, pf := range cfg.TrustedProxies {
+		if pf.Addr().Is4() && pf.Bits() < 16 || pf.Addr().Is6() && pf.Bits() < 48 {
+			t.Errorf("%s: TRUSTED_PROXIES %s trusts far more than an ingress controller's pods", overlay, pf)
+		}
+	}
 }

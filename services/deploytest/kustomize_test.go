@@ -70,6 +70,7 @@ func TestKustomizeOverlays(t *testing.T) {
 			checkEnv(t, p)
 			checkRouting(t, m, p)
 			checkScaling(t, m, p)
+			checkTrustedProxies(t, overlay, p)
 			if overlay == "overlays/dev" {
 				checkDev(t, m, p)
 			} else {
@@ -123,13 +124,18 @@ func TestSecretTemplate(t *testing.T) {
 	}
 }
 
-// secretRefs lists the (secret, key) pairs the pod's containers read.
-func secretRefs(p bbsPod) [][2]string {
-	var refs [][2]string
+// secretRefs lists the (secret, key, "optional" or "") triples the pod's
+// containers read.
+func secretRefs(p bbsPod) [][3]string {
+	var refs [][3]string
 	for _, c := range []corev1.Container{p.main, p.init} {
 		for _, e := range c.Env {
-			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
-				refs = append(refs, [2]string{e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key})
+			if r := e.ValueFrom; r != nil && r.SecretKeyRef != nil {
+				opt := ""
+				if r.SecretKeyRef.Optional != nil && *r.SecretKeyRef.Optional {
+					opt = "optional"
+				}
+				refs = append(refs, [3]string{r.SecretKeyRef.Name, r.SecretKeyRef.Key, opt})
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package deploytest
 import (
 	"bufio"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -21,6 +22,47 @@ func TestLoadBalancer(t *testing.T) {
 	t.Run("StreamUnbuffered", func(t *testing.T) { testStreamUnbuffered(t, st) })
 	t.Run("SpreadsLoad", func(t *testing.T) { testSpreadsLoad(t, st) })
 	t.Run("ForwardsClientAddress", func(t *testing.T) { testForwardsClientAddress(t, st) })
+	t.Run("InternalEndpointsNotRouted", func(t *testing.T) { testInternalEndpointsNotRouted(t, st) })
+}
+
+// testInternalEndpointsNotRouted: metrics, readiness details and pprof are
+// refused through the load balancer, by nginx itself (no replica answers:
+// no X-Replica), and by the replicas' public port too; the public /readyz
+// says only its status; the replicas' internal listeners do serve them.
+// Before, GET /metrics through nginx answered 200 with every metric.
+func testInternalEndpointsNotRouted(t *testing.T, st *stack) {
+	fetch := func(u string) (int, http.Header, string) {
+		t.Helper()
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(b)
+	}
+	for _, path := range []string{"/metrics", "/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/profile?seconds=1"} {
+		code, h, body := fetch("http://" + st.LB + path)
+		if code != http.StatusNotFound || h.Get("X-Replica") != "" || !strings.Contains(body, `"not_found"`) {
+			t.Errorf("GET %s through nginx: %d (X-Replica %q) %.80q, want nginx's own JSON 404", path, code, h.Get("X-Replica"), body)
+		}
+		code, _, _ = fetch("http://" + st.Replicas[0].Addr + path)
+		if code != http.StatusNotFound {
+			t.Errorf("GET %s on a replica's public port: %d, want 404", path, code)
+		}
+	}
+	code, _, body := fetch("http://" + st.LB + "/readyz")
+	if code != http.StatusOK || strings.TrimSpace(body) != `{"status":"ok"}` {
+		t.Errorf("GET /readyz through nginx: %d %s, want 200 with the status alone", code, body)
+	}
+	for _, r := range st.Replicas {
+		if code, _, body := fetch("http://" + r.Internal + "/metrics"); code != http.StatusOK || !strings.Contains(body, "bbs_http_requests_total") {
+			t.Errorf("%s: internal /metrics: %d, want 200 with the metrics", r.ID, code)
+		}
+		if code, _, body := fetch("http://" + r.Internal + "/readyz"); code != http.StatusOK || !strings.Contains(body, `"dependencies"`) {
+			t.Errorf("%s: internal /readyz: %d %s, want the details", r.ID, code, body)
+		}
+	}
 }
 
 // line is one line of a stream, with when it arrived.
