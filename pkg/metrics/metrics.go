@@ -47,7 +47,7 @@ func New() *Metrics {
 		CacheErrors:      prometheus.NewCounter(prometheus.CounterOpts{Name: "bbs_cache_errors_total", Help: "Failed reads or writes of the shared cache."}),
 		Version:          prometheus.NewGauge(prometheus.GaugeOpts{Name: "bbs_version", Help: "The cluster version this replica's list is at."}),
 		DependencyUp:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "bbs_dependency_up", Help: "1 when a shared dependency answered its last check."}, []string{"dependency"}),
-		RateLimitSkipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "bbs_rate_limit_skipped_total", Help: "Writes let through unchecked because the rate limiter's store was down."}),
+		RateLimitSkipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "bbs_rate_limit_skipped_total", Help: "Writes and stream openings let through unchecked because the rate limiter's store was down."}),
 		Requests:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bbs_http_requests_total", Help: "HTTP requests by route and status code."}, []string{"route", "code"}),
 	}
 	f(m.StreamsOpen)
