@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bbsboard/bbs/pkg/feed"
+	"github.com/bbsboard/bbs/pkg/topic"
 	"github.com/gin-gonic/gin"
 )
 
@@ -35,17 +37,32 @@ const limiterTimeout = 200 * time.Millisecond
 //     against Host where a browser sends no Sec-Fetch-Site. Requests with
 //     neither (curl, programs) are not from a browser and pass; a form
 //     posted from the board's own page passes too.
-//   - any write until the replica is ready: until then the database's
-//     schema is not known to be the one this binary writes.
+//   - any write before the database's schema is known to be the one this
+//     binary writes. The replica checks it as it starts; a write that
+//     comes first checks it itself (one query, once), rather than being
+//     refused by a replica that is only milliseconds from ready: a load
+//     balancer does not resend a POST it has sent.
 func (s *Server) admitWrite(c *gin.Context) {
 	if err := s.crossOrigin.Check(c.Request); err != nil {
 		fail(c, http.StatusForbidden, "cross_site", "writes must come from the board's own pages, not another site")
 		return
 	}
-	if !s.feed.Ready() {
-		s.failErr(c, feed.ErrNotReady)
+	if s.cfg.SchemaCheck == nil || s.schemaChecked.Load() {
+		return
 	}
+	if err := s.cfg.SchemaCheck(c.Request.Context()); err != nil {
+		if !errors.Is(err, topic.ErrUnavailable) {
+			s.log.Error("database schema is not this binary's", "err", err)
+			err = feed.ErrNotReady
+		}
+		s.failErr(c, err)
+		return
+	}
+	s.SchemaChecked()
 }
+
+// SchemaChecked records that the database's schema is this binary's.
+func (s *Server) SchemaChecked() { s.schemaChecked.Store(true) }
 
 // limitWrites spends one write of the client's budget, or answers 429 with
 // Retry-After. It runs before the body is read, so a refused write costs

@@ -34,6 +34,9 @@ type Config struct {
 	TrustedProxies      []netip.Prefix // peers whose X-Forwarded-For names the client
 	WriteLimiter        Limiter        // writes per client address; nil: unlimited
 	StreamLimiter       Limiter        // streams opened per client address; nil: unlimited
+	// SchemaCheck reports whether the database's schema is this binary's
+	// (topic.ErrUnavailable: it could not be asked); nil: nothing to check.
+	SchemaCheck func(ctx context.Context) error
 }
 
 // Check is a readiness probe of a shared dependency.
@@ -52,9 +55,10 @@ type Server struct {
 
 	crossOrigin *http.CrossOriginProtection // refuses writes a browser sends for another site
 
-	draining atomic.Bool
-	streams  clientStreams // open streams per client address
-	depCache depCache      // the public /readyz's last round of checks
+	draining      atomic.Bool
+	schemaChecked atomic.Bool   // writes may go ahead: see admitWrite
+	streams       clientStreams // open streams per client address
+	depCache      depCache      // the public /readyz's last round of checks
 }
 
 // New returns a server; Handler serves it.

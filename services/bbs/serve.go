@@ -87,6 +87,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		TrustedProxies:      cfg.TrustedProxies,
 		WriteLimiter:        writeLimiter,
 		StreamLimiter:       streamLimiter,
+		SchemaCheck:         schemaCheck(st),
 	}, log, st, fd, hub, topic.NewAuthorizer(cfg.AdminToken), m, checks)
 
 	feedCtx, stopFeed := context.WithCancel(context.WithoutCancel(ctx))
@@ -101,6 +102,10 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 			badSchema <- err
 			return
 		}
+		if feedCtx.Err() != nil {
+			return // stopped while waiting
+		}
+		srv.SchemaChecked()
 		fd.Run(feedCtx)
 	}()
 
@@ -223,6 +228,15 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store
 		}
 	}
 	return st, nil
+}
+
+// schemaCheck is what a write checks before the replica has: nothing on
+// SQLite, migrated by openStore.
+func schemaCheck(st *store.Store) func(context.Context) error {
+	if st.Dialect() == "sqlite" {
+		return nil
+	}
+	return st.CheckSchema
 }
 
 // waitForSchema returns once the database's schema is the one this binary
