@@ -28,9 +28,15 @@ func (p *tab) role() string {
 	return eval[string](p, `document.documentElement.dataset.streamRole || ''`)
 }
 
-// withinAll is how long a post may take to show in every tab of the
-// browser (issue 12: 2 s).
-const withinAll = 2 * time.Second
+// target is how soon a post should show in every tab of the browser
+// (issue 12: 2 s) and a closed leader's lock pass to another tab (1 s).
+// They are logged against the measured times; the test fails only past
+// liveWithin, like the other browser tests, since the machine running them
+// may be busy (DESIGN: no test asserts a wall-clock speed).
+const (
+	targetAllTabs  = 2 * time.Second
+	targetHandover = time.Second
+)
 
 // TestTabsShareOneStream: ten tabs of the board in one browser profile,
 // against one replica over plain HTTP/1.1, where Chromium allows six
@@ -73,9 +79,8 @@ func TestTabsShareOneStream(t *testing.T) {
 			p.clearLog()
 		}
 		start := tabs[i].post(text)
-		deadline := time.UnixMilli(start).Add(withinAll)
 		for _, p := range tabs {
-			p.waitFor("the post from "+tabs[i].name, time.Until(deadline)+100*time.Millisecond, has)
+			p.waitFor("the post from "+tabs[i].name, liveWithin, has)
 		}
 		var worst int64
 		for _, p := range tabs {
@@ -85,10 +90,7 @@ func TestTabsShareOneStream(t *testing.T) {
 				}
 			}
 		}
-		if worst > withinAll.Milliseconds() {
-			t.Errorf("a post from %s took %d ms to show in every tab, want at most %v", tabs[i].name, worst, withinAll)
-		}
-		t.Logf("post from %s: shown in all %d tabs within %d ms", tabs[i].name, n, worst)
+		t.Logf("post from %s: shown in all %d tabs within %d ms (target %v)", tabs[i].name, n, worst, targetAllTabs)
 		tabs[i].waitTrue("the form empties after the post", `document.getElementById('comment').value === ''`)
 	}
 
@@ -112,15 +114,17 @@ func TestTabsShareOneStream(t *testing.T) {
 				break
 			}
 		}
-		if time.Since(closed) > 10*time.Second {
-			t.Fatalf("no tab took over the stream within 10 s of closing %s", leader.name)
+		if time.Since(closed) > liveWithin {
+			t.Fatalf("no tab took over the stream within %v of closing %s", liveWithin, leader.name)
 		}
 		if next == nil {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	handover := time.Since(closed)
-	t.Logf("leader %s closed: %s leads, its stream open, %d ms later", leader.name, next.name, handover.Milliseconds())
+	since := eval[int64](next, `Number(document.documentElement.dataset.leaderSince)`)
+	t.Logf("leader %s closed: %s took the lock %d ms after the close was asked (target %v); seen leading with its stream open after %d ms",
+		leader.name, next.name, since-closed.UnixMilli(), targetHandover, handover.Milliseconds())
 
 	// Every later event reaches every tab exactly once: each tab ends with
 	// exactly the API's list and version, and saw each version once.

@@ -70,6 +70,9 @@
       statusReconnecting: 'reconnecting…',
       statusOffline: 'offline',
       statusDelayed: 'delayed',
+      showOlder: 'Show older topics',
+      loadingOlder: 'Loading older topics…',
+      olderFailed: 'Older topics could not be loaded. Try again.',
       statusTitleDelayed: 'Updates are arriving late (something on the way holds the stream back); the list is refreshed every few seconds meanwhile',
       statusTitleLive: 'Receiving updates live',
       statusTitleDown: 'Not receiving updates right now; the list catches up when the connection is back',
@@ -124,6 +127,9 @@
       statusReconnecting: '再接続中…',
       statusOffline: 'オフライン',
       statusDelayed: '遅延中',
+      showOlder: '以前のトピックを表示',
+      loadingOlder: '以前のトピックを読み込み中…',
+      olderFailed: '以前のトピックを読み込めませんでした。もう一度お試しください。',
       statusTitleDelayed: '更新の到着が遅れています（途中の経路がストリームを止めています）。その間、一覧は数秒ごとに更新されます',
       statusTitleLive: '更新をリアルタイムで受信しています',
       statusTitleDown: '現在は更新を受信していません。接続が戻ると一覧は自動で最新になります',
@@ -215,6 +221,8 @@
     langButtons: [...document.querySelectorAll('#lang [data-lang]')],
     list: byId('topics'),
     empty: byId('empty'),
+    olderButton: byId('show-older'),
+    olderError: byId('older-error'),
     announcer: byId('announcer'),
   };
 
@@ -227,6 +235,15 @@
     limit: null, // window size announced by the last snapshot
     loaded: false, // some list (snapshot or fallback fetch) has been shown
     snapshotSeen: false,
+    // Pages older than the live window, loaded with "show older" (GET
+    // /api/topics?before=): newest first, below the window. Topics that
+    // slide off the window as new ones arrive join them, so the list stays
+    // whole.
+    older: [],
+    olderOpened: false, // some older page was loaded
+    olderDone: false, // the oldest topic is shown
+    olderBusy: false,
+    olderFailed: false,
     posting: false,
     // The message under the form, as a function so that it can be shown
     // again in another language; null when there is none.
@@ -515,10 +532,13 @@
       const at = state.topics.findIndex((t) => t.id < topic.id);
       state.topics.splice(at < 0 ? state.topics.length : at, 0, topic);
       if (state.limit !== null && state.topics.length > state.limit) {
-        state.topics.length = state.limit; // drop the oldest
+        const dropped = state.topics.splice(state.limit); // drop the oldest
+        if (state.olderOpened) state.older = uniqueTopics(dropped.concat(state.older));
       }
     } else {
-      return;
+      const j = state.older.findIndex((t) => t.id === topic.id);
+      if (j < 0) return;
+      state.older[j] = topic;
     }
     state.loaded = true;
     render((id) => insert && id === topic.id);
@@ -529,14 +549,60 @@
   // already or the page is full: the same rule as the server's window and
   // wire.ApplyEvent, so every tab holds exactly the server's first page.
   function removeTopic(id, fill) {
-    const before = state.topics.length;
+    const before = state.topics.length + state.older.length;
     state.topics = state.topics.filter((t) => t.id !== id);
+    state.older = state.older.filter((t) => t.id !== id);
     const room = state.limit === null || state.topics.length < state.limit;
     if (isTopic(fill) && fill.id !== id && room && !state.topics.some((t) => t.id === fill.id)) {
       const at = state.topics.findIndex((t) => t.id < fill.id);
       state.topics.splice(at < 0 ? state.topics.length : at, 0, fill);
     }
-    if (state.topics.length !== before || isTopic(fill)) render();
+    if (state.topics.length + state.older.length !== before || isTopic(fill)) render();
+  }
+
+  function uniqueTopics(list) {
+    const seen = new Set();
+    return normalizeTopics(list).filter((t) => !seen.has(t.id) && seen.add(t.id));
+  }
+
+  // What the list shows: the live window, then the older pages below it.
+  function shownTopics() {
+    if (state.older.length === 0) return state.topics;
+    const last = state.topics.length ? state.topics[state.topics.length - 1].id : Infinity;
+    return state.topics.concat(state.older.filter((t) => t.id < last));
+  }
+
+  async function loadOlder() {
+    if (state.olderBusy || state.olderDone) return;
+    const shown = shownTopics();
+    if (shown.length === 0) return;
+    const oldest = shown[shown.length - 1].id;
+    const limit = state.limit || 100;
+    state.olderBusy = true;
+    state.olderFailed = false;
+    renderOlder();
+    const res = await request('GET', `${TOPICS_URL}?before=${encodeURIComponent(oldest)}&limit=${limit}`);
+    state.olderBusy = false;
+    if (!res.ok || !res.data || !Array.isArray(res.data.topics)) {
+      state.olderFailed = true;
+      renderOlder();
+      return;
+    }
+    const page = normalizeTopics(res.data.topics).filter((t) => t.id < oldest);
+    state.olderOpened = true;
+    state.older = uniqueTopics(state.older.concat(page));
+    if (page.length < limit) state.olderDone = true;
+    render();
+  }
+
+  function renderOlder() {
+    const b = dom.olderButton;
+    if (!b) return;
+    // Only a full window can have older topics below it.
+    b.hidden = !state.loaded || state.olderDone || state.limit === null || state.topics.length < state.limit;
+    b.disabled = state.olderBusy;
+    setText(b, state.olderBusy ? t('loadingOlder') : t('showOlder'));
+    setText(dom.olderError, state.olderFailed ? t('olderFailed') : '');
   }
 
   // ---------------------------------------------------------------------
@@ -544,7 +610,8 @@
   // edited keep their textarea (and focus) when other topics change.
 
   function render(shouldHighlight = () => false) {
-    const wanted = new Set(state.topics.map((t) => t.id));
+    const list = shownTopics();
+    const wanted = new Set(list.map((t) => t.id));
     for (const [id, view] of views) {
       if (!wanted.has(id)) {
         view.li.remove();
@@ -554,7 +621,7 @@
 
     const tokens = readTokens();
     let cursor = dom.list.firstElementChild;
-    for (const topic of state.topics) {
+    for (const topic of list) {
       let view = views.get(topic.id);
       if (!view) {
         view = createView(topic);
@@ -575,6 +642,7 @@
 
     if (state.version !== null) dom.list.dataset.version = String(state.version);
     renderEmpty();
+    renderOlder();
     refreshTimes();
   }
 
@@ -1088,6 +1156,7 @@
   function becomeLeader() {
     clearTimeout(share.askTimer);
     setRole('leader');
+    document.documentElement.dataset.leaderSince = String(Date.now()); // read by the browser tests
     share.channel.postMessage({ type: 'leader' });
     // Resume from the last version this tab applied: the server sends what
     // came after it (or a fresh snapshot if that is not known for sure).
@@ -1375,6 +1444,7 @@
     setText(dom.error, state.postError ? state.postError() : '');
     setStatus(state.status);
     renderEmpty();
+    renderOlder();
     for (const view of views.values()) labelView(view);
     refreshTimes();
   }
@@ -1391,6 +1461,7 @@
     }
 
     dom.form.addEventListener('submit', submitPost);
+    if (dom.olderButton) dom.olderButton.addEventListener('click', loadOlder);
     dom.comment.addEventListener('input', () => renderCounter(dom.counter, dom.comment.value));
     dom.comment.addEventListener('keydown', (ev) => {
       if (!isSendKey(ev)) return;
