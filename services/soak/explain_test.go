@@ -86,7 +86,8 @@ func (l *faultLog) stoppedAnywhere(from, to time.Time) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, r := range l.recs {
-		if r.kind != "replica-pause" {
+		stops := r.kind == "replica-pause" || r.kind == "prune-under-replica" && r.class == classLife // its SIGSTOP form
+		if !stops {
 			continue
 		}
 		end := r.end

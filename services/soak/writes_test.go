@@ -252,9 +252,14 @@ func (w *writer) createKeyed(wr *write, r *replica) {
 			expected = append(expected, 410) // an admin may have deleted it meanwhile
 		}
 		h.judgeAnd("create-key", r, wr.o, expected, fmt.Sprintf("w%d create-key attempt %d", wr.n, attempt))
+		wasUnknown := attempt > 1 && wr.verdict == "unknown"
 		wr.verdict = verdictOf(wr.o)
 		if wr.o.status == 410 {
 			wr.verdict = "unknown" // created by an earlier attempt, deleted since
+		}
+		if wasUnknown && wr.verdict == "refused" {
+			// This attempt wrote nothing, but an earlier one may have.
+			wr.verdict = "unknown"
 		}
 		if wr.verdict != "unknown" || attempt == 3 {
 			break
