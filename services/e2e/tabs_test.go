@@ -45,7 +45,17 @@ const (
 // the tabs, all load, all are live, a post from any tab shows in all of
 // them, and when the leader tab closes another takes over and every tab
 // keeps receiving every event exactly once.
-func TestTabsShareOneStream(t *testing.T) {
+func TestTabsShareOneStream(t *testing.T) { testTabsShareOneStream(t, "") }
+
+// TestTabsShareOneStreamWithoutWebLocks: the same where the page has no
+// Web Locks (a plain-HTTP page on a host other than localhost is not a
+// secure context): the tabs elect their leader with a lease in
+// localStorage.
+func TestTabsShareOneStreamWithoutWebLocks(t *testing.T) {
+	testTabsShareOneStream(t, `Object.defineProperty(Navigator.prototype, 'locks', {get: () => undefined, configurable: true})`)
+}
+
+func testTabsShareOneStream(t *testing.T, script string) {
 	br := startBrowser(t)
 	c := startCluster(t, clusterOptions{replicas: 1})
 	origin := c.replicas[0].url
@@ -54,7 +64,7 @@ func TestTabsShareOneStream(t *testing.T) {
 	const n = 10
 	tabs := make([]*tab, n)
 	for i := range tabs {
-		tabs[i] = br.openIn(t, profile, fmt.Sprintf("tab %d", i+1), origin, tabOptions{})
+		tabs[i] = br.openIn(t, profile, fmt.Sprintf("tab %d", i+1), origin, tabOptions{script: script})
 	}
 	leaders := 0
 	for _, p := range tabs {

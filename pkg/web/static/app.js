@@ -1079,12 +1079,16 @@
   // passes to a waiting tab at once; it opens the stream with
   // ?lastEventId= set to the last version it applied (a new EventSource
   // cannot send Last-Event-ID), so the server replays exactly what came
-  // after it and no tab misses or repeats an event. Without Web Locks or
-  // BroadcastChannel (Web Locks need a secure context: HTTPS or localhost)
-  // every tab holds a stream of its own, as before.
+  // after it and no tab misses or repeats an event. Web Locks need a secure
+  // context (HTTPS, or localhost); on a plain-HTTP page the tabs elect the
+  // leader with a lease in localStorage instead (see leaseTick). Without
+  // BroadcastChannel or storage every tab holds a stream of its own.
 
   const SHARE_NAME = 'bbs-stream';
   const ASK_MIN_MS = 300;
+  const LEASE_KEY = 'bbs.streamLeader';
+  const LEASE_MS = 5000;
+  const LEASE_TICK_MS = 1000;
 
   const stream = {
     source: null,
@@ -1104,6 +1108,7 @@
     // leader relays, 'solo' holds a stream of its own (no sharing).
     role: 'solo',
     tab: '',
+    claiming: false,
     askTimer: 0,
     lastAsk: 0,
   };
@@ -1133,7 +1138,8 @@
 
   function startStream() {
     const locks = navigator.locks && typeof navigator.locks.request === 'function';
-    if (typeof BroadcastChannel !== 'function' || !locks) {
+    const lease = !locks && storageSet(LEASE_KEY + '.probe', '1');
+    if (typeof BroadcastChannel !== 'function' || (!locks && !lease)) {
       setRole('solo');
       connect();
       return;
@@ -1143,6 +1149,23 @@
     share.channel.addEventListener('message', (ev) => onShared(ev.data));
     setRole('follower');
     setStatus('reconnecting');
+    if (!locks) {
+      // The lease: the leader renews it every LEASE_TICK_MS and gives it
+      // up when its page goes; a follower claims it once it has run out.
+      // Two tabs may both lead for a moment: every tab ignores events it
+      // already has (by version), and the one that finds the other's
+      // lease steps down.
+      setInterval(leaseTick, LEASE_TICK_MS);
+      window.addEventListener('pagehide', () => {
+        if (share.role !== 'leader') return;
+        const l = readLease();
+        if (l && l.tab === share.tab) storageSet(LEASE_KEY, '');
+        share.channel.postMessage({ type: 'resign' });
+      });
+      askSnapshot();
+      leaseTick();
+      return;
+    }
     navigator.locks.request(SHARE_NAME, () => {
       becomeLeader();
       return new Promise(() => {}); // held for the life of this tab
@@ -1161,6 +1184,50 @@
     // Resume from the last version this tab applied: the server sends what
     // came after it (or a fresh snapshot if that is not known for sure).
     connect(true);
+  }
+
+  function readLease() {
+    try {
+      const l = JSON.parse(storageGet(LEASE_KEY) || 'null');
+      return l && typeof l.tab === 'string' && Number.isFinite(l.until) ? l : null;
+    } catch {
+      return null;
+    }
+  }
+
+  function writeLease() {
+    return storageSet(LEASE_KEY, JSON.stringify({ tab: share.tab, until: Date.now() + LEASE_MS }));
+  }
+
+  function leaseTick() {
+    const lease = readLease();
+    const taken = lease && lease.tab !== share.tab && lease.until > Date.now();
+    if (share.role === 'leader') {
+      if (taken) stepDown();
+      else writeLease();
+    } else if (!taken) {
+      claimLease();
+    }
+  }
+
+  // Claims a free lease; leads if it is still ours a moment later (another
+  // tab claiming at the same time may have written after us).
+  function claimLease() {
+    if (share.role !== 'follower' || share.claiming || !writeLease()) return;
+    share.claiming = true;
+    setTimeout(() => {
+      share.claiming = false;
+      const l = readLease();
+      if (share.role === 'follower' && l && l.tab === share.tab) becomeLeader();
+    }, 50 + Math.random() * 100);
+  }
+
+  function stepDown() {
+    clearTimeout(stream.retryTimer);
+    if (stream.source) stream.source.close();
+    stream.source = null;
+    setRole('follower');
+    askSnapshot();
   }
 
   // Asks the leader for its list, at most every ASK_MIN_MS.
@@ -1195,6 +1262,10 @@
       case 'leader':
         // A new leader: if we still wait for a list, ask it.
         if (state.version === null) askSnapshot();
+        break;
+      case 'resign':
+        // The leader's page is going (lease election only): take over now.
+        if (!navigator.locks) setTimeout(claimLease, Math.random() * 100);
         break;
       default:
     }
