@@ -164,6 +164,7 @@ func TestDelayedBehindBufferingProxy(t *testing.T) {
 	})
 	t.Logf("stream held: the page says delayed and shows the new post %d ms after the post (%d ms after the hold began)",
 		time.Since(posted).Milliseconds(), time.Since(held).Milliseconds())
+	shoot(t, p, screenshotDir(t), "delayed")
 	// It stays current while delayed.
 	tp2, _ := postTopic(t, c.replicas[0].url, "a second post while held "+randomName(""))
 	p.waitFor("the second post while delayed", 10*time.Second, func(s shown) bool {

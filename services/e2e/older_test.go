@@ -68,6 +68,8 @@ func TestShowOlder(t *testing.T) {
 		t.Errorf("the list ends at #%d, want the first topic ever written, #%d", last.ID, first.ID)
 	}
 	t.Logf("show older: %d clicks reached the first topic; %d topics shown", clicks, len(s.Topics))
+	eval[chromedp.Void](p, `window.scrollTo(0, document.documentElement.scrollHeight)`)
+	shoot(t, p, screenshotDir(t), "older")
 	p.checkClean(nil)
 
 	// Without JavaScript: the page carries one page of topics as plain HTML
