@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -17,9 +18,10 @@ type holdProxy struct {
 	url    string
 	target string
 
-	mu    sync.Mutex
-	hold  bool
-	conns []*proxyConn
+	mu      sync.Mutex
+	hold    bool
+	conns   []*proxyConn
+	streams int // stream requests seen
 }
 
 type proxyConn struct {
@@ -80,6 +82,9 @@ func (p *holdProxy) serve(client net.Conn) {
 					c.mu.Lock()
 					c.stream = true
 					c.mu.Unlock()
+					p.mu.Lock()
+					p.streams++
+					p.mu.Unlock()
 				}
 				if _, werr := server.Write(buf[:n]); werr != nil {
 					return
@@ -184,4 +189,71 @@ func TestDelayedBehindBufferingProxy(t *testing.T) {
 		return ok && s.State == "live" && sameList(s, want)
 	})
 	p.checkClean(nil)
+}
+
+// cutStreams closes every stream connection, as a proxy with a short
+// timeout does.
+func (p *holdProxy) cutStreams() {
+	p.mu.Lock()
+	conns := append([]*proxyConn(nil), p.conns...)
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.mu.Lock()
+		if c.stream {
+			c.client.Close()
+		}
+		c.mu.Unlock()
+	}
+}
+
+func (p *holdProxy) streamCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.streams
+}
+
+// TestStreamCutByProxy: a proxy cuts the stream every 2 s. Posts still show
+// within seconds, the page does not reconnect at once again and again (it
+// backs off, with jitter, and polls meanwhile), and once the cuts stop it
+// is live again with exactly the API's list.
+func TestStreamCutByProxy(t *testing.T) {
+	br := startBrowser(t)
+	c := startCluster(t, clusterOptions{replicas: 1})
+	px := startHoldProxy(t, c.replicas[0].url)
+	p := br.open(t, "reader", px.url, tabOptions{script: `localStorage.setItem('bbs.delayedMs', '2000')`})
+	p.waitLive()
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				px.cutStreams()
+			}
+		}
+	})
+	before, cutFrom := px.streamCount(), time.Now()
+	for i := range 4 {
+		tp, _ := postTopic(t, c.replicas[0].url, fmt.Sprintf("posted while the stream is cut %d %s", i, randomName("")))
+		posted := time.Now()
+		s := p.waitFor("a post while the stream is cut", liveWithin, func(s shown) bool { _, ok := s.find(tp.ID); return ok })
+		t.Logf("post %d shown %d ms later (page: %s)", i, time.Since(posted).Milliseconds(), s.State)
+		time.Sleep(3 * time.Second)
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("stream cut every 2 s for %.0f s: the page opened %d streams", time.Since(cutFrom).Seconds(), px.streamCount()-before)
+
+	stopped := time.Now()
+	p.waitFor("live again", 45*time.Second, func(s shown) bool { return s.State == "live" })
+	t.Logf("cuts stopped: live again %d ms later", time.Since(stopped).Milliseconds())
+	want := listTopics(t, c.replicas[0].url)
+	p.waitFor("the API's list", liveWithin, func(s shown) bool { return sameList(s, want) })
+	// A cut stream is logged by the browser as a failed load.
+	p.checkClean(func(pr problem) bool { return pr.source == "network" })
 }
