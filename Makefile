@@ -32,7 +32,7 @@ test: ## every test of every module but the browser's, with -race, against real 
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list work | grep -v /services/e2e)
 
 e2e: ## the page in headless Chromium against real replicas behind a load balancer; screenshots in screenshots/
-	$(GO) test -count=1 -timeout 5m ./services/e2e/...
+	$(GO) test -count=1 -timeout 15m ./services/e2e/...
 
 BENCH_FLAGS ?=
 bench: build ## figures (BENCHMARKS.md): broadcast benchmark, then a local cluster under load; JSON in results/
