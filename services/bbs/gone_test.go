@@ -15,7 +15,7 @@ import (
 // everything it sent within d.
 func streamBytes(t *testing.T, url, lastID string, d time.Duration) []byte {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/api/topics/stream", nil)
 	req.Header.Set("Last-Event-ID", lastID)
@@ -24,6 +24,10 @@ func streamBytes(t *testing.T, url, lastID string, d time.Duration) []byte {
 		t.Fatalf("stream: %v", err)
 	}
 	defer resp.Body.Close()
+	// d of the stream, counted from its head (a busy machine may take a
+	// while to answer).
+	stop := time.AfterFunc(d, cancel)
+	defer stop.Stop()
 	var buf bytes.Buffer
 	_, _ = io.Copy(&buf, resp.Body) // ends at d
 	return buf.Bytes()
