@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"testing"
 	"time"
 
@@ -172,13 +173,21 @@ func TestStaleCacheAndPrunedLog(t *testing.T) {
 		}
 		return ""
 	})
-	v := watch(t, "resumed", r2.URL, "3")
-	v.mu.Lock()
-	v.version, v.topics, v.limit = 3, want.Topics, 100
-	v.mu.Unlock()
+	v := resumeAt(t, "resumed", r2.URL, wire.List{Version: 3, Topics: want.Topics, Limit: 100})
 	time.Sleep(200 * time.Millisecond)
 	sameList(t, "client resumed at 3", v.state(), want)
 	v.check()
+}
+
+// resumeAt opens a stream as a client that holds had does: its state is
+// set before the stream starts, so nothing the stream sends is lost to it.
+func resumeAt(t *testing.T, name, url string, had wire.List) *view {
+	t.Helper()
+	v := &view{t: t, name: name, changed: make(chan struct{}, 1), ended: make(chan struct{}),
+		version: had.Version, topics: had.Topics, limit: had.Limit}
+	v.connect(url, strconv.FormatInt(had.Version, 10))
+	t.Cleanup(v.close)
+	return v
 }
 
 // waitCache waits until the shared cache holds version v, and says how
@@ -305,10 +314,7 @@ func TestDatabaseGoesBackInTime(t *testing.T) {
 				return ""
 			})
 			// A client that saw v3 before the restore must get a snapshot.
-			old := watch(t, "resumed from before", r2.URL, "3")
-			old.mu.Lock()
-			old.version = 3
-			old.mu.Unlock()
+			old := resumeAt(t, "resumed from before", r2.URL, wire.List{Version: 3})
 			old.waitVersion(final.Version, 5*time.Second)
 			sameList(t, "resumed from before the restore", old.state(), final)
 		})
