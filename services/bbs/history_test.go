@@ -142,23 +142,13 @@ func TestStaleCacheAndPrunedLog(t *testing.T) {
 	r1 := c.start("r1", map[string]string{"VERSION_CHECK": "1h"})
 	r1.create(t, "one")
 	rdb, key := c.redis(t)
-	ctx := context.Background()
-	waitCache(t, rdb, key, 1)
-	stale, err := rdb.HGetAll(ctx, key("snapshot")).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	stale := cachedAt(t, rdb, key, 1)
 	r1.create(t, "two")
 	r1.create(t, "three")
 	waitCache(t, rdb, key, 3)
 	// Put v1 back, as a cache written while Redis was cut off would be,
 	// and prune every entry of the log.
-	if err := rdb.Del(ctx, key("snapshot")).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := rdb.HSet(ctx, key("snapshot"), stale).Err(); err != nil {
-		t.Fatal(err)
-	}
+	putBack(t, rdb, key, stale)
 	if err := c.db(t).Exec("DELETE FROM topic_changes").Error; err != nil {
 		t.Fatal(err)
 	}
@@ -177,6 +167,31 @@ func TestStaleCacheAndPrunedLog(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	sameList(t, "client resumed at 3", v.state(), want)
 	v.check()
+}
+
+// cachedAt waits until the shared cache holds version v and returns a copy
+// of it, to be put back later as a stale snapshot.
+func cachedAt(t *testing.T, rdb *redis.Client, key func(string) string, v int64) map[string]string {
+	t.Helper()
+	waitCache(t, rdb, key, v)
+	snap, err := rdb.HGetAll(context.Background(), key("snapshot")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+// putBack replaces the shared cache with snap, as a cache written while
+// Redis was cut off from the others would be.
+func putBack(t *testing.T, rdb *redis.Client, key func(string) string, snap map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := rdb.Del(ctx, key("snapshot")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, key("snapshot"), snap).Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // resumeAt opens a stream as a client that holds had does: its state is
@@ -391,13 +406,10 @@ func TestCacheCatchesUp(t *testing.T) {
 	r := c.start("r1", map[string]string{"VERSION_CHECK": "200ms"})
 	r.create(t, "one")
 	rdb, key := c.redis(t)
-	ctx := context.Background()
-	waitCache(t, rdb, key, 1)
-	old, _ := rdb.HGetAll(ctx, key("snapshot")).Result()
+	old := cachedAt(t, rdb, key, 1)
 	r.create(t, "two")
 	waitCache(t, rdb, key, 2)
-	rdb.Del(ctx, key("snapshot"))
-	rdb.HSet(ctx, key("snapshot"), old)
+	putBack(t, rdb, key, old)
 	took := waitCache(t, rdb, key, 2)
 	t.Logf("cache caught up in %v", took.Round(time.Millisecond))
 }

@@ -67,13 +67,7 @@ func TestStreamRateLimit(t *testing.T) {
 // TestStreamRateLimitLocalMode: without Redis the budget is kept in the
 // replica's memory, with the same answers; STREAM_RATE=0 turns it off.
 func TestStreamRateLimitLocalMode(t *testing.T) {
-	r := startReplica(t, "local", map[string]string{
-		"HTTP_ADDR":    "127.0.0.1:0",
-		"DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "bbs.db"),
-		"REPLICA_ID":   "local",
-		"STREAM_RATE":  "60",
-		"STREAM_BURST": "3",
-	})
+	r := localWithStreamRate(t, "local", "60", "3")
 	for i := range 3 {
 		if a := openFrom(t, r.URL, ""); a.status != http.StatusOK {
 			t.Fatalf("stream %d within the burst: %d %s", i+1, a.status, a.body)
@@ -81,16 +75,23 @@ func TestStreamRateLimitLocalMode(t *testing.T) {
 	}
 	checkRateLimited(t, openFrom(t, r.URL, ""), 60)
 
-	off := startReplica(t, "off", map[string]string{
-		"HTTP_ADDR":    "127.0.0.1:0",
-		"DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "bbs.db"),
-		"REPLICA_ID":   "off",
-		"STREAM_RATE":  "0",
-		"STREAM_BURST": "1",
-	})
+	off := localWithStreamRate(t, "off", "0", "1")
 	for i := range 10 {
 		if a := openFrom(t, off.URL, ""); a.status != http.StatusOK {
 			t.Fatalf("stream %d with STREAM_RATE=0: %d %s", i+1, a.status, a.body)
 		}
 	}
+}
+
+// localWithStreamRate starts a lone replica (SQLite, no Redis) with the
+// given STREAM_RATE and STREAM_BURST.
+func localWithStreamRate(t *testing.T, id, rate, burst string) *replica {
+	t.Helper()
+	return startReplica(t, id, map[string]string{
+		"HTTP_ADDR":    "127.0.0.1:0",
+		"DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "bbs.db"),
+		"REPLICA_ID":   id,
+		"STREAM_RATE":  rate,
+		"STREAM_BURST": burst,
+	})
 }
