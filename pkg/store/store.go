@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bbsboard/bbs/pkg/redact"
 	"github.com/glebarez/sqlite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -88,7 +89,7 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger, opts ...Opt
 		}
 		dial = sqlite.Open("file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
 	default:
-		return nil, fmt.Errorf("open store: DATABASE_URL must be postgres://... or sqlite:PATH, got scheme of %q", redact(databaseURL))
+		return nil, fmt.Errorf("open store: DATABASE_URL must be postgres://... or sqlite:PATH, got %q", redact.URL(databaseURL))
 	}
 	db, err := gorm.Open(dial, cfg)
 	if err != nil {
@@ -187,12 +188,4 @@ func withSessionBounds(databaseURL string) string {
 		sep = "&"
 	}
 	return databaseURL + sep + "idle_in_transaction_session_timeout=" + strconv.FormatInt(idleInTransaction.Milliseconds(), 10)
-}
-
-// redact hides credentials in a URL before it reaches an error or a log.
-func redact(u string) string {
-	if i := strings.Index(u, "://"); i >= 0 {
-		return u[:i] + "://…"
-	}
-	return "…"
 }

@@ -9,13 +9,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-
 	"net/url"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/bbsboard/bbs/pkg/redact"
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 )
@@ -47,7 +46,7 @@ func PostgresURL(t testing.TB) string {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
-		t.Fatalf("testenv: cannot reach Postgres at %s: %v\n%s", redactURL(admin), err, postgresHelp)
+		t.Fatalf("testenv: cannot reach Postgres at %s: %v\n%s", redact.URL(admin), err, postgresHelp)
 	}
 	defer conn.Close(context.Background())
 	name := Name("bbs_test_")
@@ -116,17 +115,6 @@ func RedisPrefix(t testing.TB, redisURL string) string {
 		}
 	})
 	return prefix
-}
-
-func redactURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	if _, ok := p.User.Password(); ok {
-		p.User = url.UserPassword(p.User.Username(), "xxx")
-	}
-	return strings.TrimSpace(p.String())
 }
 
 // Context returns a context that ends with the test or after d.
