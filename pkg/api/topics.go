@@ -74,19 +74,18 @@ func (s *Server) create(c *gin.Context) {
 	var (
 		token    string
 		t        topic.Topic
-		changes  []topic.Change
 		replayed bool
 		err      error
 	)
 	if key == "" {
 		var hash []byte
 		token, hash = topic.NewToken()
-		t, changes, err = s.store.Create(c.Request.Context(), comment, hash)
+		t, _, err = s.store.Create(c.Request.Context(), comment, hash)
 	} else {
 		// The token comes from the key, so a retry gets the same one back.
 		var hash []byte
 		token, hash = topic.KeyToken(key)
-		t, changes, replayed, err = s.store.CreateOnce(c.Request.Context(), comment, hash, topic.KeyHash(key))
+		t, _, replayed, err = s.store.CreateOnce(c.Request.Context(), comment, hash, topic.KeyHash(key))
 	}
 	if errors.Is(err, topic.ErrNotFound) {
 		fail(c, http.StatusGone, "deleted", "the topic created with this Idempotency-Key has been deleted since")
@@ -97,11 +96,8 @@ func (s *Server) create(c *gin.Context) {
 		return
 	}
 	if replayed {
-		// A retry of a create that had landed: nothing new was written,
-		// so there is nothing to publish.
+		// A retry of a create that had landed: nothing new was written.
 		c.Header("Idempotent-Replayed", "true")
-	} else {
-		s.feed.Publish(changes)
 	}
 	if form {
 		// A browser without script posted the form: back to the board.
@@ -127,14 +123,13 @@ func (s *Server) update(c *gin.Context) {
 		s.failErr(c, topic.ErrUnauthorized)
 		return
 	}
-	t, changes, err := s.store.Update(c.Request.Context(), id, comment, func(hash []byte) error {
+	t, _, err := s.store.Update(c.Request.Context(), id, comment, func(hash []byte) error {
 		return s.auth.Check(token, hash)
 	})
 	if err != nil {
 		s.failErr(c, err)
 		return
 	}
-	s.feed.Publish(changes)
 	s.audit(c, "edit", id, token)
 	c.JSON(http.StatusOK, wire.One{Topic: wire.FromTopic(t)})
 }
@@ -154,14 +149,13 @@ func (s *Server) delete(c *gin.Context) {
 		s.failErr(c, topic.ErrForbidden)
 		return
 	}
-	changes, err := s.store.Delete(c.Request.Context(), id, purge, func(hash []byte) error {
+	_, err := s.store.Delete(c.Request.Context(), id, purge, func(hash []byte) error {
 		return s.auth.Check(token, hash)
 	})
 	if err != nil {
 		s.failErr(c, err)
 		return
 	}
-	s.feed.Publish(changes)
 	action := "delete"
 	if purge {
 		action = "purge"

@@ -77,3 +77,11 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) CounterFunc(name, help string, f func() float64) {
 	m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
 }
+
+// Histogram registers a histogram observed elsewhere (the store's batch
+// sizes, say), for packages that must not depend on this one.
+func (m *Metrics) Histogram(name, help string, buckets []float64) prometheus.Histogram {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets})
+	m.registry.MustRegister(h)
+	return h
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bbsboard/bbs/pkg/redact"
+	"github.com/bbsboard/bbs/pkg/topic"
 	"github.com/glebarez/sqlite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -37,6 +38,14 @@ type Store struct {
 	dialect string // "postgres" or "sqlite"
 	window  int    // the first page's size (SNAPSHOT_LIMIT)
 	queries atomic.Int64
+
+	afterCommit  func([]topic.Change) // WithAfterCommit
+	observeBatch func(size int)       // WithBatchObserver
+
+	creates       chan *createReq // to the committer (batch.go); unbuffered
+	closing       <-chan struct{} // closed by Close: no new create is taken
+	stopCommitter context.CancelFunc
+	committerDone chan struct{}
 }
 
 // Option tunes a Store.
@@ -51,6 +60,19 @@ func WithWindow(n int) Option {
 			s.window = n
 		}
 	}
+}
+
+// WithAfterCommit hands every write's changes, in version order, to fn
+// once its transaction has committed, and only then: this is where change
+// notices start (feed.Publish). fn runs on the writer's or the batch's
+// goroutine before any writer is answered, so it must not block.
+func WithAfterCommit(fn func([]topic.Change)) Option {
+	return func(s *Store) { s.afterCommit = fn }
+}
+
+// WithBatchObserver tells fn the size of every batch of creates committed.
+func WithBatchObserver(fn func(size int)) Option {
+	return func(s *Store) { s.observeBatch = fn }
 }
 
 // Open connects to databaseURL: a postgres:// URL, or "sqlite:PATH" (an
@@ -112,6 +134,10 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger, opts ...Opt
 	if err := s.countQueries(); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	ctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.creates, s.closing, s.stopCommitter = make(chan *createReq), ctx.Done(), stop
+	s.committerDone = make(chan struct{})
+	go s.committer(ctx)
 	return s, nil
 }
 
@@ -139,8 +165,11 @@ func (s *Store) countQueries() error {
 // not included).
 func (s *Store) Queries() int64 { return s.queries.Load() }
 
-// Close releases the connections.
+// Close stops taking creates, lets the batch in flight end, and releases
+// the connections.
 func (s *Store) Close() error {
+	s.stopCommitter()
+	<-s.committerDone
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err

@@ -26,17 +26,15 @@ var commitTimeout = queryTimeout
 // outcome (a transaction that was never committed never will be).
 const rollbackTimeout = time.Second
 
-// Create stores a new topic. It returns the topic and the changes that
-// COMMITTED with it; only now may they be published.
+// Create stores a new topic. It returns the topic and the change that
+// COMMITTED with it (handed to the after-commit callback too). Creates are
+// committed in batches (batch.go).
 func (s *Store) Create(ctx context.Context, comment string, tokenHash []byte) (topic.Topic, []topic.Change, error) {
-	row := topicRow{Comment: comment, TokenHash: tokenHash}
-	changes, err := s.write(ctx, "create topic", func(tx *gorm.DB) error {
-		return tx.Create(&row).Error
-	})
+	row, change, err := s.create(ctx, topicRow{Comment: comment, TokenHash: tokenHash})
 	if err != nil {
 		return topic.Topic{}, nil, err
 	}
-	return row.domain(), changes, nil
+	return row.domain(), []topic.Change{change}, nil
 }
 
 // CreateOnce is Create for a request that carries an idempotency key:
@@ -53,18 +51,9 @@ func (s *Store) Create(ctx context.Context, comment string, tokenHash []byte) (t
 // violation if the first committed, and the existing row is read instead.
 // SQLite has one writer at a time, so the second simply finds the row.
 func (s *Store) CreateOnce(ctx context.Context, comment string, tokenHash, keyHash []byte) (t topic.Topic, changes []topic.Change, replayed bool, err error) {
-	row := topicRow{Comment: comment, TokenHash: tokenHash, IdemHash: keyHash}
-	changes, err = s.write(ctx, "create topic", func(tx *gorm.DB) error {
-		if err := tx.Create(&row).Error; err != nil {
-			if isUniqueViolation(err) {
-				return errKeyTaken
-			}
-			return err
-		}
-		return nil
-	})
+	row, change, err := s.create(ctx, topicRow{Comment: comment, TokenHash: tokenHash, IdemHash: keyHash})
 	if err == nil {
-		return row.domain(), changes, false, nil
+		return row.domain(), []topic.Change{change}, false, nil
 	}
 	if !errors.Is(err, errKeyTaken) {
 		return topic.Topic{}, nil, false, err
@@ -197,8 +186,10 @@ func lockTopic(tx *gorm.DB, id int64, row *topicRow) error {
 }
 
 // write runs fn in a transaction whose hooks queue their changes in an
-// outbox, and returns the queued changes only once COMMIT succeeded. On
-// rollback they are dropped with the transaction.
+// outbox, and hands the queued changes to the after-commit callback, and
+// returns them, only once COMMIT succeeded. On rollback they are dropped
+// with the transaction. Every write goes through here, so no change can
+// commit unannounced.
 //
 // What a caller is told must be true, so write keeps apart what can fail:
 //
@@ -237,7 +228,12 @@ func (s *Store) write(ctx context.Context, op string, fn func(tx *gorm.DB) error
 			t.Stop()
 		}
 	}()
-	if err := fn(tx.WithContext(stmtCtx)); err != nil {
+	stmt := tx.WithContext(stmtCtx)
+	err := fn(stmt)
+	if err == nil {
+		err = ob.flush(stmt)
+	}
+	if err != nil {
 		beforeCommit()
 		return nil, failedBeforeCommit(ctx, op, err)
 	}
@@ -249,13 +245,16 @@ func (s *Store) write(ctx context.Context, op string, fn func(tx *gorm.DB) error
 	}
 	sent = true
 	t := time.AfterFunc(commitTimeout, cancelTx)
-	err := tx.Commit().Error
+	err = tx.Commit().Error
 	t.Stop()
 	if err != nil {
 		if txCtx.Err() != nil {
 			err = fmt.Errorf("no answer within %v: %w", commitTimeout, err)
 		}
 		return nil, s.classifyCommit(op+": commit", err)
+	}
+	if s.afterCommit != nil && len(ob.changes) > 0 {
+		s.afterCommit(ob.changes)
 	}
 	return ob.changes, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
 	"net"
@@ -38,13 +39,21 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("replica", cfg.ReplicaID)
 	log.Info("starting", "version", version, "config", cfg)
 
-	st, err := openStore(ctx, cfg, log)
+	m := metrics.New()
+	batches := m.Histogram("bbs_write_batch_size", "Creates committed together in one transaction (group commit).",
+		prometheus.ExponentialBuckets(1, 2, 9))
+	// The store announces every change once it has committed, to the feed,
+	// which is made below from the store; no write reaches the store
+	// before the feed exists (the server is not serving yet).
+	var fd *feed.Feed
+	st, err := openStore(ctx, cfg, log,
+		store.WithAfterCommit(func(changes []topic.Change) { fd.Publish(changes) }),
+		store.WithBatchObserver(func(n int) { batches.Observe(float64(n)) }))
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 
-	m := metrics.New()
 	m.CounterFunc("bbs_db_queries_total", "SQL statements sent to the database.", func() float64 { return float64(st.Queries()) })
 	checks := map[string]api.Check{"database": st.Ping}
 	var (
@@ -71,7 +80,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	// stuck in a write (and never gets to notice) is counted too.
 	m.CounterFunc("bbs_events_delivered_total", "Event frames written to SSE streams.", func() float64 { return float64(hub.Delivered()) })
 	m.CounterFunc("bbs_stream_overflows_total", "Streams whose bounded queue overflowed (resynced or cut off).", func() float64 { return float64(hub.Overflows()) })
-	fd := feed.New(feed.Config{
+	fd = feed.New(feed.Config{
 		Limit:      cfg.SnapshotLimit,
 		Heartbeat:  cfg.Heartbeat,
 		CheckEvery: cfg.CheckEvery,
@@ -216,8 +225,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 // Postgres must have been migrated by `bbs migrate` first, so replicas of
 // different versions never race to change the schema during a rolling
 // update (waitForSchema checks it).
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.Store, error) {
-	st, err := store.Open(ctx, cfg.DatabaseURL, log, store.WithWindow(cfg.SnapshotLimit))
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...store.Option) (*store.Store, error) {
+	st, err := store.Open(ctx, cfg.DatabaseURL, log, append(opts, store.WithWindow(cfg.SnapshotLimit))...)
 	if err != nil {
 		return nil, err
 	}
