@@ -3,7 +3,7 @@ package store
 import (
 	"context"
 	"errors"
-		"time"
+	"time"
 
 	"github.com/bbsboard/bbs/pkg/topic"
 	"gorm.io/gorm"
