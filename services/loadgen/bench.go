@@ -15,6 +15,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// allSteps are the parts of a run, in the order they run (-steps).
+var allSteps = []string{"cost", "writes", "fanout", "idle"}
+
 // bench holds the cluster, the clients and the results of one run.
 type bench struct {
 	opts   options
@@ -79,16 +82,19 @@ func (b *bench) run(ctx context.Context) error {
 	start := time.Now()
 	b.header()
 	steps := []struct {
-		name string
-		do   func(context.Context) error
+		name, step string
+		do         func(context.Context) error
 	}{
-		{"cost with 1 stream", func(ctx context.Context) error { return b.cost(ctx, 1) }},
-		{"write throughput", b.throughputAll},
-		{"fan-out", b.fanoutAll},
-		{"cost with many streams", func(ctx context.Context) error { return b.cost(ctx, len(b.ss.streams)) }},
-		{"idle streams", b.idle},
+		{"cost with 1 stream", "cost", func(ctx context.Context) error { return b.cost(ctx, 1) }},
+		{"write throughput", "writes", b.throughputAll},
+		{"fan-out", "fanout", b.fanoutAll},
+		{"cost with many streams", "cost", func(ctx context.Context) error { return b.cost(ctx, len(b.ss.streams)) }},
+		{"idle streams", "idle", b.idle},
 	}
 	for _, s := range steps {
+		if !b.opts.steps[s.step] {
+			continue
+		}
 		if err := s.do(ctx); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}

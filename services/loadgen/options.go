@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,10 +27,12 @@ type options struct {
 	points      []point
 	duration    time.Duration // writes at each fan-out point
 	idle        int           // idle streams on one replica
-	writers     int           // concurrent writers in the throughput runs
+	writers     []int         // concurrent writers in the throughput runs
+	rounds      int           // throughput runs per figure (the median is kept)
 	writeTime   time.Duration // each throughput run
-	costWrites  int           // sequential writes in the cost runs
-	profileDir  string        // CPU profiles of replica 1 per point ("": none)
+	steps       map[string]bool
+	costWrites  int    // sequential writes in the cost runs
+	profileDir  string // CPU profiles of replica 1 per point ("": none)
 }
 
 func parseOptions(args []string) (options, error) {
@@ -45,8 +48,10 @@ func parseOptions(args []string) (options, error) {
 	pts := fs.String("points", "1000x50,5000x10,10000x5", "fan-out points: STREAMSxWRITES_PER_SECOND, comma separated, streams increasing")
 	fs.DurationVar(&o.duration, "duration", 20*time.Second, "writes at each fan-out point")
 	fs.IntVar(&o.idle, "idle", 10000, "idle streams held on one replica for the memory figure")
-	fs.IntVar(&o.writers, "writers", 16, "concurrent writers in the throughput runs (and pgbench clients)")
-	fs.DurationVar(&o.writeTime, "write-time", 5*time.Second, "each throughput run")
+	writers := fs.String("writers", "1,16,128", "concurrent writers in the throughput runs (and pgbench clients), comma separated")
+	fs.IntVar(&o.rounds, "rounds", 3, "throughput runs per figure; the median is reported")
+	fs.DurationVar(&o.writeTime, "write-time", 4*time.Second, "each throughput run")
+	steps := fs.String("steps", strings.Join(allSteps, ","), "the steps to run, comma separated")
 	fs.IntVar(&o.costWrites, "cost-writes", 200, "writes counted in each cost run")
 	fs.StringVar(&o.profileDir, "profile", "", "save a CPU profile of replica 1 for each fan-out point in this folder")
 	if err := fs.Parse(args); err != nil {
@@ -56,8 +61,22 @@ func parseOptions(args []string) (options, error) {
 	if o.points, err = parsePoints(*pts); err != nil {
 		return o, err
 	}
-	if o.replicas < 1 || o.writers < 1 || o.costWrites < 1 || o.idle < 1 {
-		return o, fmt.Errorf("-replicas, -writers, -cost-writes and -idle must be positive")
+	for _, f := range strings.Split(*writers, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return o, fmt.Errorf("-writers: %q is not a positive count", f)
+		}
+		o.writers = append(o.writers, n)
+	}
+	o.steps = map[string]bool{}
+	for _, f := range strings.Split(*steps, ",") {
+		if f = strings.TrimSpace(f); !slices.Contains(allSteps, f) {
+			return o, fmt.Errorf("-steps: %q is none of %s", f, strings.Join(allSteps, ", "))
+		}
+		o.steps[f] = true
+	}
+	if o.replicas < 1 || o.rounds < 1 || o.costWrites < 1 || o.idle < 1 {
+		return o, fmt.Errorf("-replicas, -rounds, -cost-writes and -idle must be positive")
 	}
 	return o, nil
 }

@@ -66,15 +66,33 @@ func (b *bench) printCost(r costResult) {
 }
 
 func (b *bench) printThroughput() {
-	rows := [][]string{{"", "clients", "writes", "errors", "per second", "p50 ms", "p99 ms"}}
+	rows := [][]string{{"", "writers", "creates/s (median)", "rounds", "p50 ms", "p99 ms", "errors", "mean batch", "DB stmts/create"}}
 	for _, t := range b.res.Throughput {
-		rows = append(rows, []string{t.Name, fmt.Sprint(t.Clients), fmt.Sprint(t.Writes), fmt.Sprint(t.Errors),
-			fmt.Sprintf("%.0f", t.PerSecond), ms(t.Latency.P50), ms(t.Latency.P99)})
+		batch, stmts := "", ""
+		if t.MeanBatch > 0 {
+			batch = fmt.Sprintf("%.1f", t.MeanBatch)
+		}
+		if t.QueriesPerWrite > 0 {
+			stmts = fmt.Sprintf("%.2f", t.QueriesPerWrite)
+		}
+		rows = append(rows, []string{t.Name, fmt.Sprint(t.Clients), fmt.Sprintf("%.0f", t.PerSecond), fmt.Sprint(t.Rounds),
+			ms(t.Latency.P50), ms(t.Latency.P99), fmt.Sprint(t.Errors), batch, stmts})
 	}
-	b.table(fmt.Sprintf("Write throughput (creates, %s each)", b.opts.writeTime), rows)
-	if tp := b.res.Throughput; len(tp) == 4 && tp[2].PerSecond > 0 {
-		fmt.Fprintf(b.out, "via 1 replica = %.0f%% of pgbench's same SQL; via %d = %.0f%%\n",
-			100*tp[0].PerSecond/tp[2].PerSecond, b.opts.replicas, 100*tp[1].PerSecond/tp[2].PerSecond)
+	b.table(fmt.Sprintf("Write throughput (creates; %d rounds of %s, medians)", b.opts.rounds, b.opts.writeTime), rows)
+	for _, n := range b.opts.writers {
+		var all, plain float64
+		for _, t := range b.res.Throughput {
+			switch {
+			case t.Clients != n:
+			case t.Name == fmt.Sprintf("bbs via %d replica(s)", b.opts.replicas):
+				all = t.PerSecond
+			case t.Name == "pgbench, plain single-row insert":
+				plain = t.PerSecond
+			}
+		}
+		if plain > 0 {
+			fmt.Fprintf(b.out, "%d writers: bbs via %d replicas = %.0f%% of pgbench's plain single-row insert\n", n, b.opts.replicas, 100*all/plain)
+		}
 	}
 }
 

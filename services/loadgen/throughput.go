@@ -1,56 +1,142 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strconv"
-	"strings"
+	"math"
+	"slices"
 	"sync"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
-// throughputResult is one write-rate measurement.
+// throughputResult is one write-rate measurement: the median of its
+// rounds.
 type throughputResult struct {
-	Name      string  `json:"name"`
-	Clients   int     `json:"clients"`
-	Writes    int     `json:"writes"`
-	Errors    int     `json:"errors"`
-	PerSecond float64 `json:"per_second"`
-	Latency   spread  `json:"latency"`
+	Name      string    `json:"name"`
+	Clients   int       `json:"clients"`
+	Writes    int       `json:"writes"`
+	Errors    int       `json:"errors"`
+	PerSecond float64   `json:"per_second"`
+	Rounds    []float64 `json:"rounds_per_second"`
+	Latency   spread    `json:"latency"` // p50 and p99: medians over the rounds
+	// For bbs: creates per committed batch, and database statements per
+	// create (BEGIN and COMMIT not counted), over all rounds.
+	MeanBatch       float64 `json:"mean_batch,omitempty"`
+	QueriesPerWrite float64 `json:"db_queries_per_write,omitempty"`
 }
 
 func (b *bench) throughputAll(ctx context.Context) error {
 	rs := b.c.replicas
 	// Warm up connection pools and caches; not counted.
-	if _, err := b.throughput(ctx, "warm-up", b.targets(rs), time.Second); err != nil {
+	if _, err := b.throughputRound(ctx, "warm-up", 16, b.targets(rs), time.Second); err != nil {
 		return err
 	}
-	one, err := b.throughput(ctx, "bbs via 1 replica", b.targets(rs[:1]), b.opts.writeTime)
+	batches := map[int]float64{}
+	for _, n := range b.opts.writers {
+		for _, via := range [][]*replica{rs[:1], rs} {
+			name := fmt.Sprintf("bbs via %d replica(s)", len(via))
+			r, err := b.throughputRounds(ctx, name, n, via)
+			if err != nil {
+				return err
+			}
+			b.res.Throughput = append(b.res.Throughput, r)
+			if len(via) == len(rs) {
+				batches[n] = r.MeanBatch
+			}
+		}
+	}
+	pg, err := b.pgbenchAll(ctx, batches)
 	if err != nil {
 		return err
 	}
-	all, err := b.throughput(ctx, fmt.Sprintf("bbs via %d replicas", len(rs)), b.targets(rs), b.opts.writeTime)
-	if err != nil {
-		return err
-	}
-	same, plain, err := b.pgbenchAll(ctx)
-	if err != nil {
-		return err
-	}
-	b.res.Throughput = []throughputResult{one, all, same, plain}
+	b.res.Throughput = append(b.res.Throughput, pg...)
 	b.printThroughput()
 	return nil
 }
 
-// throughput runs opts.writers closed-loop writers for d against targets.
-func (b *bench) throughput(ctx context.Context, name string, targets []string, d time.Duration) (throughputResult, error) {
+// throughputRounds runs opts.rounds rounds of n writers against rs and
+// keeps the medians.
+func (b *bench) throughputRounds(ctx context.Context, name string, n int, rs []*replica) (throughputResult, error) {
+	all := b.c.replicas
+	q0, err := metricSum(ctx, all, "bbs_db_queries_total")
+	if err != nil {
+		return throughputResult{}, err
+	}
+	bs0, bc0 := b.batchCounts(ctx)
+	var rounds []throughputResult
+	for range b.opts.rounds {
+		r, err := b.throughputRound(ctx, name, n, b.targets(rs), b.opts.writeTime)
+		if err != nil {
+			return throughputResult{}, err
+		}
+		rounds = append(rounds, r)
+	}
+	q1, err := metricSum(ctx, all, "bbs_db_queries_total")
+	if err != nil {
+		return throughputResult{}, err
+	}
+	bs1, bc1 := b.batchCounts(ctx)
+	out := medianOf(rounds)
+	if out.Writes > 0 {
+		out.QueriesPerWrite = (q1 - q0) / float64(sumWrites(rounds))
+	}
+	if bc1 > bc0 {
+		out.MeanBatch = (bs1 - bs0) / (bc1 - bc0)
+	}
+	return out, nil
+}
+
+// batchCounts reads the group commit's histogram over all replicas: creates
+// committed in batches, and batches. A binary without group commit has
+// none (0, 0).
+func (b *bench) batchCounts(ctx context.Context) (sum, count float64) {
+	sum, err1 := metricSum(ctx, b.c.replicas, "bbs_write_batch_size_sum")
+	count, err2 := metricSum(ctx, b.c.replicas, "bbs_write_batch_size_count")
+	if err1 != nil || err2 != nil {
+		return 0, 0
+	}
+	return sum, count
+}
+
+func sumWrites(rs []throughputResult) int {
+	n := 0
+	for _, r := range rs {
+		n += r.Writes
+	}
+	return n
+}
+
+// medianOf keeps each figure's median over the rounds (rate, p50 and p99
+// separately), and the totals of writes and errors.
+func medianOf(rs []throughputResult) throughputResult {
+	med := func(f func(throughputResult) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	out := rs[0]
+	out.Writes, out.Errors, out.Rounds = 0, 0, nil
+	for _, r := range rs {
+		out.Writes += r.Writes
+		out.Errors += r.Errors
+		out.Rounds = append(out.Rounds, math.Round(r.PerSecond))
+	}
+	out.PerSecond = med(func(r throughputResult) float64 { return r.PerSecond })
+	out.Latency.P50 = med(func(r throughputResult) float64 { return r.Latency.P50 })
+	out.Latency.P99 = med(func(r throughputResult) float64 { return r.Latency.P99 })
+	out.Latency.P999 = med(func(r throughputResult) float64 { return r.Latency.P999 })
+	out.Latency.Max = med(func(r throughputResult) float64 { return r.Latency.Max })
+	return out
+}
+
+// throughputRound runs n closed-loop writers for d against targets.
+func (b *bench) throughputRound(ctx context.Context, name string, n int, targets []string, d time.Duration) (throughputResult, error) {
 	var (
 		mu     sync.Mutex
 		lats   []time.Duration
@@ -60,7 +146,7 @@ func (b *bench) throughput(ctx context.Context, name string, targets []string, d
 		start  = time.Now()
 		finish = start.Add(d)
 	)
-	for w := range b.opts.writers {
+	for w := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -88,119 +174,17 @@ func (b *bench) throughput(ctx context.Context, name string, targets []string, d
 	wg.Wait()
 	elapsed := time.Since(start)
 	if errs > 0 {
-		fmt.Fprintf(b.out, "  %s: %d writes failed, first: %v\n", name, errs, first)
+		fmt.Fprintf(b.out, "  %s, %d writers: %d writes failed, first: %v\n", name, n, errs, first)
 	}
 	if ctx.Err() != nil {
 		return throughputResult{}, ctx.Err()
 	}
 	return throughputResult{
 		Name:      name,
-		Clients:   b.opts.writers,
+		Clients:   n,
 		Writes:    len(lats),
 		Errors:    errs,
 		PerSecond: float64(len(lats)) / elapsed.Seconds(),
 		Latency:   spreadOfDurations(lats),
 	}, nil
-}
-
-// sameSQL is what one create runs, statement for statement, as GORM and
-// the store's hooks send it (see pkg/store/write.go and hooks.go).
-const sameSQL = `BEGIN;
-INSERT INTO topics (comment, token_hash, created_at, updated_at, deleted_at) VALUES ('bench comment', '\x0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'::bytea, now(), now(), NULL) RETURNING id \gset
-WITH bumped AS (UPDATE bbs_version SET v = v + 1 WHERE id = 1 RETURNING v) INSERT INTO topic_changes (version, kind, topic_id, comment, created_at, updated_at, committed_at) SELECT v, 'created', :id::bigint, 'bench comment', now(), now(), now() FROM bumped RETURNING version;
-COMMIT;
-`
-
-const plainSQL = `INSERT INTO plain_insert (comment) VALUES ('bench comment');
-`
-
-// pgbenchAll runs pgbench in a database of its own with the board's
-// schema, so its versions never reach the replicas.
-func (b *bench) pgbenchAll(ctx context.Context) (same, plain throughputResult, err error) {
-	if _, err := exec.LookPath(b.opts.pgbench); err != nil {
-		return same, plain, fmt.Errorf("pgbench not found; install it: apt-get install -y postgresql-contrib (%w)", err)
-	}
-	dbURL, err := b.c.createDatabase(ctx, "bbs_pgbench_")
-	if err != nil {
-		return same, plain, err
-	}
-	if err := b.c.migrate(ctx, dbURL); err != nil {
-		return same, plain, err
-	}
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		return same, plain, err
-	}
-	_, err = conn.Exec(ctx, "CREATE TABLE plain_insert (id bigserial PRIMARY KEY, comment text NOT NULL)")
-	conn.Close(ctx)
-	if err != nil {
-		return same, plain, fmt.Errorf("create plain_insert: %w", err)
-	}
-	if same, err = b.pgbench(ctx, "pgbench, the same SQL as a create", "same", sameSQL, dbURL); err != nil {
-		return same, plain, err
-	}
-	plain, err = b.pgbench(ctx, "pgbench, plain single-row insert", "plain", plainSQL, dbURL)
-	return same, plain, err
-}
-
-var tpsRe = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
-
-// pgbench runs script with as many clients as the HTTP writers had, with
-// prepared statements as GORM's pgx driver uses, and reads each
-// transaction's latency from its log.
-func (b *bench) pgbench(ctx context.Context, name, tag, script, dbURL string) (throughputResult, error) {
-	dir := filepath.Join(b.c.dir, "pgbench-"+tag)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return throughputResult{}, err
-	}
-	file := filepath.Join(dir, "script.sql")
-	if err := os.WriteFile(file, []byte(script), 0o644); err != nil {
-		return throughputResult{}, err
-	}
-	secs := max(1, int(b.opts.writeTime.Round(time.Second)/time.Second))
-	cmd := exec.CommandContext(ctx, b.opts.pgbench, "-n", "-M", "prepared",
-		"-c", strconv.Itoa(b.opts.writers), "-j", "2", "-T", strconv.Itoa(secs),
-		"-l", "--log-prefix", filepath.Join(dir, "log"), "-f", file, dbURL)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return throughputResult{}, fmt.Errorf("pgbench: %w\n%s", err, out)
-	}
-	m := tpsRe.FindSubmatch(out)
-	if m == nil {
-		return throughputResult{}, fmt.Errorf("pgbench: no tps in its output:\n%s", out)
-	}
-	tps, _ := strconv.ParseFloat(string(m[1]), 64)
-	lats, err := pgbenchLatencies(filepath.Join(dir, "log"))
-	if err != nil {
-		return throughputResult{}, err
-	}
-	return throughputResult{Name: name, Clients: b.opts.writers, Writes: len(lats), PerSecond: tps, Latency: spreadOfMicros(lats)}, nil
-}
-
-// pgbenchLatencies reads the per-transaction logs (one per thread): the
-// third field is the latency in microseconds.
-func pgbenchLatencies(prefix string) ([]int32, error) {
-	files, err := filepath.Glob(prefix + ".*")
-	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("pgbench wrote no log at %s.*", prefix)
-	}
-	var out []int32
-	for _, name := range files {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, err
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fs := strings.Fields(sc.Text())
-			if len(fs) < 3 {
-				continue
-			}
-			if us, err := strconv.ParseInt(fs[2], 10, 32); err == nil {
-				out = append(out, int32(us))
-			}
-		}
-		f.Close()
-	}
-	return out, nil
 }
