@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/bbsboard/bbs/pkg/topic"
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 )
 
@@ -31,8 +32,11 @@ import (
 // gets here; what is left to fail is the database, which fails the whole
 // transaction, and then every writer in it gets the same true answer
 // (nothing written, or outcome unknown when the COMMIT got no answer).
-// The one failure that belongs to a single write, an idempotency key that
-// is already stored, makes the batch retry each of its writes on its own.
+// When the database refuses a batch before its COMMIT (it answered with an
+// error: an idempotency key already stored is the one expected), the
+// cause may be one write's alone, so the batch retries each of its writes
+// on its own. When it does not answer, every writer is told so at once:
+// retrying one by one would only multiply the wait.
 
 // maxBatch bounds one batch: its statements carry a few parameters per
 // write, and one transaction should not hold the version lock for long.
@@ -49,6 +53,15 @@ type createResult struct {
 	row    topicRow
 	change topic.Change
 	err    error
+}
+
+// refusedBeforeCommit reports a write the database answered with an error
+// (on Postgres) before COMMIT: certainly not written, and maybe caused by
+// one of the batch's rows. Unavailability and unknown outcomes are not.
+func refusedBeforeCommit(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && !errors.Is(err, topic.ErrOutcomeUnknown) &&
+		pgErr.Code[:2] != "08" && pgErr.Code[:2] != "57" && pgErr.Code[:2] != "53"
 }
 
 // committer runs the batches until ctx ends (Close).
@@ -124,9 +137,12 @@ func (s *Store) commitBatch(ctx context.Context, batch []*createReq) {
 		}
 		return nil
 	})
-	if errors.Is(err, errKeyTaken) && len(live) > 1 {
-		// One of them reuses a stored key (or two in the batch share one):
-		// only that write may fail, so each goes again on its own.
+	if len(live) > 1 && (errors.Is(err, errKeyTaken) || refusedBeforeCommit(err)) {
+		// The database refused the batch before COMMIT: nothing of it was
+		// written, and the cause may be one write's alone (a stored
+		// idempotency key, two in the batch sharing one, a constraint or
+		// trigger that one row trips), so each goes again on its own and
+		// gets its own answer.
 		for _, r := range live {
 			s.commitBatch(ctx, []*createReq{r})
 		}

@@ -17,22 +17,28 @@ import (
 // dialects opens a migrated store on each database the product supports.
 func dialects(t *testing.T, opts ...store.Option) map[string]*store.Store {
 	t.Helper()
-	out := map[string]*store.Store{}
-	for name, url := range map[string]string{
-		"postgres": testenv.PostgresURL(t),
-		"sqlite":   "sqlite:" + filepath.Join(t.TempDir(), "bbs.db"),
-	} {
-		s, err := store.Open(context.Background(), url, slog.New(slog.DiscardHandler), opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		if _, err := s.Migrate(context.Background()); err != nil {
-			t.Fatalf("%s: migrate: %v", name, err)
-		}
-		out[name] = s
+	return map[string]*store.Store{
+		"postgres": openDialect(t, "postgres", opts...),
+		"sqlite":   openDialect(t, "sqlite", opts...),
 	}
-	return out
+}
+
+// openDialect opens a migrated store on a fresh database of one dialect.
+func openDialect(t *testing.T, dialect string, opts ...store.Option) *store.Store {
+	t.Helper()
+	url := testenv.PostgresURL(t)
+	if dialect == "sqlite" {
+		url = "sqlite:" + filepath.Join(t.TempDir(), "bbs.db")
+	}
+	s, err := store.Open(context.Background(), url, slog.New(slog.DiscardHandler), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.Migrate(context.Background()); err != nil {
+		t.Fatalf("%s: migrate: %v", dialect, err)
+	}
+	return s
 }
 
 func allow([]byte) error { return nil }

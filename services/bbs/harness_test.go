@@ -380,6 +380,19 @@ func sameList(t testing.TB, what string, got, want wire.List) {
 	g, _ := json.Marshal(got)
 	w, _ := json.Marshal(want)
 	if !bytes.Equal(g, w) {
-		t.Errorf("%s:\n got  %s\n want %s", what, g, w)
+		t.Errorf("%s:\n got  %s\n want %s\n first difference: %s", what, g, w, firstDifference(got, want))
 	}
+}
+
+// firstDifference names where two lists part, for a failure message.
+func firstDifference(got, want wire.List) string {
+	if got.Version != want.Version {
+		return fmt.Sprintf("version %d, want %d", got.Version, want.Version)
+	}
+	for i := range min(len(got.Topics), len(want.Topics)) {
+		if got.Topics[i] != want.Topics[i] {
+			return fmt.Sprintf("topic %d: %+v, want %+v", i, got.Topics[i], want.Topics[i])
+		}
+	}
+	return fmt.Sprintf("%d topics, want %d", len(got.Topics), len(want.Topics))
 }

@@ -83,7 +83,7 @@ func (b *bench) printThroughput() {
 		var all, plain float64
 		for _, t := range b.res.Throughput {
 			switch {
-			case t.Clients != n:
+			case t.Clients != n && t.Clients != min(n, maxPgbenchClients):
 			case t.Name == fmt.Sprintf("bbs via %d replica(s)", b.opts.replicas):
 				all = t.PerSecond
 			case t.Name == "pgbench, plain single-row insert":
