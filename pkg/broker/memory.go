@@ -15,12 +15,14 @@ type Memory struct {
 // NewMemory returns an empty in-process bus.
 func NewMemory() *Memory { return &Memory{subs: map[int]func([]byte){}} }
 
-// Publish hands msg to every subscriber before it returns.
-func (m *Memory) Publish(_ context.Context, msg []byte) error {
+// Publish hands msgs, in order, to every subscriber before it returns.
+func (m *Memory) Publish(_ context.Context, msgs ...[]byte) error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	for _, h := range m.subs {
-		h(msg)
+	for _, msg := range msgs {
+		for _, h := range m.subs {
+			h(msg)
+		}
 	}
 	return nil
 }

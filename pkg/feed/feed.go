@@ -31,7 +31,7 @@ type Log interface {
 // Bus carries change notices between replicas, at most once (Redis pub/sub
 // or in-process).
 type Bus interface {
-	Publish(ctx context.Context, msg []byte) error
+	Publish(ctx context.Context, msgs ...[]byte) error
 	Subscribe(ctx context.Context, handle func(msg []byte), resubscribed func()) error
 }
 

@@ -42,38 +42,46 @@ func (f *Feed) Publish(changes []topic.Change) {
 	}
 }
 
-// publisher sends queued notices on the bus, then writes this replica's
-// snapshot to the shared cache once per batch (so a burst of writes costs
-// one cache write, not one each).
+// publisher sends queued notices on the bus, all that are waiting in one
+// go, then writes this replica's snapshot to the shared cache (so a burst
+// of writes costs one bus round trip and one cache write, not one each).
 func (f *Feed) publisher(ctx context.Context) {
+	var burst []topic.Change
 	for {
-		var c topic.Change
 		select {
 		case <-ctx.Done():
 			return
-		case c = <-f.pubQ:
+		case c := <-f.pubQ:
+			burst = append(burst[:0], c)
 		}
-		for more := true; more; {
-			f.publish(ctx, c)
+		for more := true; more && len(burst) < maxBurst; {
 			select {
-			case c = <-f.pubQ:
+			case c := <-f.pubQ:
+				burst = append(burst, c)
 			default:
 				more = false
 			}
 		}
+		f.publish(ctx, burst)
 		f.storeCache(ctx)
 	}
 }
 
-func (f *Feed) publish(ctx context.Context, c topic.Change) {
-	msg, _ := json.Marshal(wire.NoticeOf(c))
+// maxBurst bounds the notices sent in one round trip.
+const maxBurst = 512
+
+func (f *Feed) publish(ctx context.Context, cs []topic.Change) {
+	msgs := make([][]byte, len(cs))
+	for i, c := range cs {
+		msgs[i], _ = json.Marshal(wire.NoticeOf(c))
+	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if err := f.bus.Publish(ctx, msg); err != nil {
-		f.m.PublishErrors.Inc()
+	if err := f.bus.Publish(ctx, msgs...); err != nil {
+		f.m.PublishErrors.Add(float64(len(cs)))
 		return
 	}
-	f.m.EventsPublished.Inc()
+	f.m.EventsPublished.Add(float64(len(cs)))
 }
 
 // storeCache writes the feed's current snapshot to the shared cache; the

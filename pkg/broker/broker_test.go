@@ -1,0 +1,77 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bbsboard/bbs/pkg/broker"
+	"github.com/bbsboard/bbs/pkg/testenv"
+	"github.com/redis/go-redis/v9"
+)
+
+// bus is what both buses provide.
+type bus interface {
+	Publish(ctx context.Context, msgs ...[]byte) error
+	Subscribe(ctx context.Context, handle func([]byte), resubscribed func()) error
+}
+
+// TestPublishKeepsOrder: notices published together (one pipeline on
+// Redis) reach a subscriber all, once each, in the order given, on both
+// buses.
+func TestPublishKeepsOrder(t *testing.T) {
+	opt, err := redis.ParseURL(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	buses := map[string]bus{
+		"redis":  broker.NewRedis(rdb, testenv.RedisPrefix(t, testenv.RedisURL(t))+":changes", false),
+		"memory": broker.NewMemory(),
+	}
+	for name, b := range buses {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var mu sync.Mutex
+			var got []string
+			subscribed := make(chan struct{}, 1)
+			go b.Subscribe(ctx, func(m []byte) {
+				mu.Lock()
+				got = append(got, string(m))
+				mu.Unlock()
+			}, func() { subscribed <- struct{}{} })
+			<-subscribed
+			var want []string
+			for burst := range 3 {
+				var msgs [][]byte
+				for i := range burst*5 + 1 { // 1, 6 and 11 at a time
+					m := fmt.Sprintf("b%d-%d", burst, i)
+					msgs = append(msgs, []byte(m))
+					want = append(want, m)
+				}
+				if err := b.Publish(ctx, msgs...); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				mu.Lock()
+				n := len(got)
+				mu.Unlock()
+				if n >= len(want) || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("got %v\nwant %v", got, want)
+			}
+		})
+	}
+}
