@@ -58,6 +58,10 @@ type message struct {
 	kill    bool
 }
 
+// yieldEvery is how many streams a shard writes to before it lets other
+// goroutines run: about half a millisecond of system calls.
+const yieldEvery = 64
+
 type shard struct {
 	hub *Hub
 	in  chan message
@@ -78,7 +82,14 @@ func (sh *shard) run() {
 
 		delivered := 0
 		kept := sh.streams[:0]
-		for _, s := range sh.streams {
+		for i, s := range sh.streams {
+			if i%yieldEvery == yieldEvery-1 {
+				// A shard is one goroutine per CPU, busy for the whole
+				// loop (a write(2) per stream): without a yield, a request
+				// handler woken meanwhile (a POST's next step) waits for
+				// the loop's end, up to several milliseconds per step.
+				runtime.Gosched()
+			}
 			var sent, dead bool
 			switch {
 			case m.kill:
