@@ -87,7 +87,7 @@ func TestFrozenLeaderTab(t *testing.T) {
 			leaders++
 		}
 	}
-	t.Logf("leader %s frozen: the post from %s shown in the other %d tabs within %d ms (%v after the freeze); %d of them lead now",
+	t.Logf("FIGURE frozen leader: %s frozen; the post from %s shown in the other %d tabs within %d ms of it (%v after the freeze); %d of them lead now",
 		leader.name, rest[0].name, len(rest), worst, time.Since(frozen).Round(time.Millisecond), leaders)
 	if leaders != 1 {
 		t.Errorf("%d tabs lead while %s is frozen, want 1", leaders, leader.name)
