@@ -52,9 +52,13 @@ func TestModulesImportEachOther(t *testing.T) {
 			imported[target] = true
 		}
 	}
+	html := readAsset(t, "index.html")
 	for _, name := range modules {
 		if !imported[name] {
 			t.Errorf("%s is embedded but no module imports it", name)
+		}
+		if preload := `<link rel="modulepreload" href="/static/` + name + `">`; name != "main.js" && !strings.Contains(html, preload) {
+			t.Errorf("index.html lacks %s", preload)
 		}
 	}
 }
