@@ -17,6 +17,7 @@ export GOTOOLCHAIN ?= go1.26.10
 
 .DEFAULT_GOAL := help
 LB_PORT  ?= 8080
+LB_TLS_PORT ?= 8443
 .PHONY: help run build test e2e bench lint fmt vet staticcheck vulncheck migrate clean cluster cluster-down nginx-conf
 
 help: ## list the targets
@@ -42,8 +43,8 @@ bench: build ## figures (BENCHMARKS.md): broadcast benchmark, then a local clust
 	$(GO) build -o $(BIN)/loadgen ./services/loadgen
 	$(BIN)/loadgen -bbs $(BIN)/bbs -out results $(BENCH_FLAGS)
 
-cluster: build ## the compose stack without Docker: Postgres, Redis, 3 replicas on :18081-18083, nginx on 127.0.0.1:8080 (LB_PORT)
-	BBS_BIN=$(BIN)/bbs LB_PORT=$(LB_PORT) bash services/lb/cluster.sh up
+cluster: build ## the compose stack without Docker: Postgres, Redis, 3 replicas on :18081-18083, nginx on 127.0.0.1:8080 (LB_PORT) and HTTPS/HTTP/2 on :8443 (LB_TLS_PORT)
+	BBS_BIN=$(BIN)/bbs LB_PORT=$(LB_PORT) LB_TLS_PORT=$(LB_TLS_PORT) bash services/lb/cluster.sh up
 
 cluster-down: ## stop everything make cluster started
 	bash services/lb/cluster.sh down

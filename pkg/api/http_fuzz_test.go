@@ -34,6 +34,12 @@ func startBoard(t testing.TB) *board { return startBoardLogging(t, slog.New(slog
 // startBoardLogging is startBoard with the replica's log going to log.
 func startBoardLogging(t testing.TB, log *slog.Logger) *board {
 	t.Helper()
+	return startBoardWith(t, log, feed.Config{Limit: 5})
+}
+
+// startBoardWith is startBoard with the feed's configuration.
+func startBoardWith(t testing.TB, log *slog.Logger, fc feed.Config) *board {
+	t.Helper()
 	var fd *feed.Feed
 	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "bbs.db"), log, store.WithWindow(5),
 		store.WithAfterCommit(func(c []topic.Change) { fd.Publish(c) }))
@@ -46,7 +52,7 @@ func startBoardLogging(t testing.TB, log *slog.Logger) *board {
 	}
 	hub := sse.NewHub(8)
 	m := metrics.New()
-	fd = feed.New(feed.Config{Limit: 5}, log, st, broker.NewMemory(), cache.NewMemory(), hub, m)
+	fd = feed.New(fc, log, st, broker.NewMemory(), cache.NewMemory(), hub, m)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); fd.Run(ctx) }()

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -83,12 +84,18 @@ func (s *Server) noscriptPage(c *gin.Context) []byte {
 	return buf.Bytes()
 }
 
+// heartbeatMeta in index.html is replaced by this replica's SSE_HEARTBEAT:
+// the page takes a stream silent for twice that to be held back.
+var heartbeatMeta = []byte(`<meta name="bbs-heartbeat" content="15000">`)
+
 func (s *Server) page(c *gin.Context) {
 	index, err := fs.ReadFile(web.Assets(), "index.html")
 	if err != nil {
 		s.failErr(c, err)
 		return
 	}
+	beat := fmt.Sprintf(`<meta name="bbs-heartbeat" content="%d">`, s.feed.Heartbeat().Milliseconds())
+	index = bytes.Replace(index, heartbeatMeta, []byte(beat), 1)
 	if list := s.noscriptPage(c); list != nil {
 		index = bytes.Replace(index, noscriptMark, list, 1)
 	}

@@ -135,6 +135,9 @@ type early struct {
 // Limit is the window size.
 func (f *Feed) Limit() int { return f.cfg.Limit }
 
+// Heartbeat is how often an idle stream gets a heartbeat comment.
+func (f *Feed) Heartbeat() time.Duration { return f.cfg.Heartbeat }
+
 // Ready reports whether the feed has loaded the board and may serve.
 func (f *Feed) Ready() bool {
 	f.mu.Lock()

@@ -9,7 +9,10 @@ import (
 // The files are listed one by one so that nothing else dropped into static/
 // (editor backups, notes) ends up being served.
 //
-//go:embed static/index.html static/app.js static/app.css static/favicon.svg
+//go:embed static/index.html static/app.css static/favicon.svg
+//go:embed static/main.js static/board.js static/dom.js static/http.js static/i18n.js
+//go:embed static/items.js static/list.js static/post.js static/render.js static/share.js
+//go:embed static/state.js static/storage.js static/stream.js static/time.js
 var embedded embed.FS
 
 // assets is embedded rooted at static/, so callers see "index.html" rather
@@ -25,7 +28,8 @@ func mustSub(fsys fs.FS, dir string) fs.FS {
 	return sub
 }
 
-// Assets returns the embedded files (index.html, app.js, app.css, favicon.svg) rooted at the asset directory.
+// Assets returns the embedded files (index.html, the script's ES modules
+// with main.js first, app.css, favicon.svg) rooted at the asset directory.
 func Assets() fs.FS {
 	return assets
 }

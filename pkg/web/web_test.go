@@ -8,7 +8,11 @@ import (
 	"testing"
 )
 
-var assetNames = []string{"index.html", "app.js", "app.css", "favicon.svg"}
+var (
+	// modules are the page's script: main.js and what it imports.
+	modules    = []string{"main.js", "board.js", "dom.js", "http.js", "i18n.js", "items.js", "list.js", "post.js", "render.js", "share.js", "state.js", "storage.js", "stream.js", "time.js"}
+	assetNames = append([]string{"index.html", "app.css", "favicon.svg"}, modules...)
+)
 
 func readAsset(t *testing.T, name string) string {
 	t.Helper()
@@ -20,6 +24,43 @@ func readAsset(t *testing.T, name string) string {
 		t.Fatalf("%s is empty", name)
 	}
 	return string(b)
+}
+
+// script is every module of the page's script, one after the other.
+func script(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	for _, name := range modules {
+		b.WriteString(readAsset(t, name))
+	}
+	return b.String()
+}
+
+var importRE = regexp.MustCompile(`(?m)^import (?:\{[^}]*\} from )?'([^']*)';$`)
+
+// The page loads main.js as a module; every module is imported by one and
+// imports only the others, by a relative path (nothing from elsewhere, no
+// build step), and the CSP allows them: script-src 'self'.
+func TestModulesImportEachOther(t *testing.T) {
+	imported := map[string]bool{"main.js": true}
+	for _, name := range modules {
+		for _, m := range importRE.FindAllStringSubmatch(readAsset(t, name), -1) {
+			target, ok := strings.CutPrefix(m[1], "./")
+			if !ok || !slices.Contains(modules, target) {
+				t.Errorf("%s imports %q: want ./ and one of %v", name, m[1], modules)
+			}
+			imported[target] = true
+		}
+	}
+	html := readAsset(t, "index.html")
+	for _, name := range modules {
+		if !imported[name] {
+			t.Errorf("%s is embedded but no module imports it", name)
+		}
+		if preload := `<link rel="modulepreload" href="/static/` + name + `">`; name != "main.js" && !strings.Contains(html, preload) {
+			t.Errorf("index.html lacks %s", preload)
+		}
+	}
 }
 
 func TestAssetsContainsFiles(t *testing.T) {
@@ -50,7 +91,8 @@ func TestAssetsContainsFiles(t *testing.T) {
 func TestIndexReferencesAssets(t *testing.T) {
 	html := readAsset(t, "index.html")
 	for _, want := range []string{
-		`<script src="/static/app.js" defer></script>`,
+		`<script type="module" src="/static/main.js"></script>`,
+		`<meta name="bbs-heartbeat" content="15000">`,
 		`<link rel="stylesheet" href="/static/app.css">`,
 		`href="/static/favicon.svg"`,
 		`method="post" action="/api/topics"`,
@@ -70,10 +112,10 @@ func TestIndexHasStableIDs(t *testing.T) {
 			t.Errorf("index.html lacks id=%q", id)
 		}
 	}
-	js := readAsset(t, "app.js")
+	js := script(t)
 	for _, class := range []string{"'topic'", "'comment'", " edit'", " delete'", "'edit-text'", " save'", " cancel'", " confirm-delete'", " keep'"} {
 		if !strings.Contains(js, class) {
-			t.Errorf("app.js lacks class name %s", class)
+			t.Errorf("the script lacks class name %s", class)
 		}
 	}
 }
@@ -134,7 +176,7 @@ func TestNoInlineScriptOrStyle(t *testing.T) {
 // User text must reach the page only as text, never parsed as markup, and
 // the script must not create what the CSP would block.
 func TestScriptAvoidsHTMLInjection(t *testing.T) {
-	js := readAsset(t, "app.js")
+	js := script(t)
 	for _, bad := range []string{
 		".innerHTML",
 		".outerHTML",
@@ -148,18 +190,18 @@ func TestScriptAvoidsHTMLInjection(t *testing.T) {
 		`setAttribute("on`,
 	} {
 		if strings.Contains(js, bad) {
-			t.Errorf("app.js uses %q", bad)
+			t.Errorf("the script uses %q", bad)
 		}
 	}
 	if !strings.Contains(js, "textContent") {
-		t.Error("app.js never uses textContent")
+		t.Error("the script never uses textContent")
 	}
 }
 
 var (
-	// The dictionaries in app.js: `    en: {` ... `    },`, one entry per
-	// line, `      key: 'text',`.
-	messagesRE = regexp.MustCompile(`(?ms)^    (\w+): \{\n(.*?)^    \},`)
+	// The dictionaries in i18n.js: `  en: {` ... `  },`, one entry per
+	// line, `    key: 'text',`.
+	messagesRE = regexp.MustCompile(`(?ms)^  (\w+): \{\n(.*?)^  \},`)
 	entryRE    = regexp.MustCompile(`^\s+(\w+): '((?:[^'\\]|\\.)*)',$`)
 	paramRE    = regexp.MustCompile(`\{\w+\}`)
 	// Keys the script asks for: t('key'...) and the key tables.
@@ -167,14 +209,14 @@ var (
 	i18nAttrRE = regexp.MustCompile(`data-i18n(?:-placeholder|-aria-label)?="(\w+)"`)
 )
 
-// messages parses the dictionaries of app.js: language -> key -> text.
+// messages parses the dictionaries of i18n.js: language -> key -> text.
 func messages(t *testing.T) map[string]map[string]string {
 	t.Helper()
-	js := readAsset(t, "app.js")
+	js := readAsset(t, "i18n.js")
 	start := strings.Index(js, "const MESSAGES = {")
 	end := strings.Index(js, "const LANGUAGES")
 	if start < 0 || end < start {
-		t.Fatal("app.js: no MESSAGES dictionary")
+		t.Fatal("i18n.js: no MESSAGES dictionary")
 	}
 	out := map[string]map[string]string{}
 	for _, m := range messagesRE.FindAllStringSubmatch(js[start:end], -1) {
@@ -185,10 +227,10 @@ func messages(t *testing.T) map[string]map[string]string {
 			}
 			e := entryRE.FindStringSubmatch(line)
 			if e == nil {
-				t.Fatalf("app.js: %s: unreadable entry %q (one `key: 'text',` per line)", m[1], line)
+				t.Fatalf("i18n.js: %s: unreadable entry %q (one `key: 'text',` per line)", m[1], line)
 			}
 			if _, dup := dict[e[1]]; dup {
-				t.Errorf("app.js: %s: %s given twice", m[1], e[1])
+				t.Errorf("i18n.js: %s: %s given twice", m[1], e[1])
 			}
 			dict[e[1]] = e[2]
 		}
@@ -203,7 +245,7 @@ func TestMessagesComplete(t *testing.T) {
 	all := messages(t)
 	en := all["en"]
 	if len(en) == 0 || len(all["ja"]) == 0 {
-		t.Fatalf("app.js: want English and Japanese texts, have %v", len(all))
+		t.Fatalf("i18n.js: want English and Japanese texts, have %v", len(all))
 	}
 	for lang, dict := range all {
 		for key, text := range en {
@@ -234,13 +276,13 @@ func TestMessagesComplete(t *testing.T) {
 // Every text the page asks for exists.
 func TestMessagesUsedExist(t *testing.T) {
 	en := messages(t)["en"]
-	js := readAsset(t, "app.js")
+	js := script(t)
 	used := 0
 	for _, m := range usedKeyRE.FindAllStringSubmatch(js, -1) {
 		key := m[1] + m[2] + m[3]
 		used++
 		if _, ok := en[key]; !ok {
-			t.Errorf("app.js uses text %q, which MESSAGES lacks", key)
+			t.Errorf("the script uses text %q, which MESSAGES lacks", key)
 		}
 	}
 	for _, m := range i18nAttrRE.FindAllStringSubmatch(readAsset(t, "index.html"), -1) {

@@ -6,8 +6,9 @@ package wire
 // the window is cut to limit (0: no cut); an update replaces; a delete
 // removes, then puts the event's fill (the topic that slides into the
 // first page) in its place by id, unless it is there already or the window
-// is full. name is the SSE event name. The page's app.js follows the same
-// rule; tests and tools use this one.
+// is full. name is the SSE event name. The page's board.js follows the
+// same rule, tested against the same cases (testdata/apply_cases.json);
+// tests and tools use this one.
 func ApplyEvent(ts []Topic, name string, e Event, limit int) []Topic {
 	out := make([]Topic, 0, len(ts)+1)
 	switch name {

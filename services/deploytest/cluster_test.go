@@ -1,6 +1,8 @@
 package deploytest
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -22,11 +24,12 @@ func TestClusterScript(t *testing.T) {
 	dir := t.TempDir()
 	ports := []int{testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)}
 	internal := []int{testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)}
-	lb := testenv.FreePort(t)
+	lb, lbTLS := testenv.FreePort(t), testenv.FreePort(t)
 	redisURL := testenv.RedisURL(t)
 	env := append(os.Environ(),
 		"CLUSTER_DIR="+dir,
 		fmt.Sprintf("LB_PORT=%d", lb),
+		fmt.Sprintf("LB_TLS_PORT=%d", lbTLS),
 		fmt.Sprintf("BBS_PORTS=%d %d %d", ports[0], ports[1], ports[2]),
 		fmt.Sprintf("BBS_INTERNAL_PORTS=%d %d %d", internal[0], internal[1], internal[2]),
 		"BBS_BIN="+bbsBinary(t),
@@ -67,6 +70,18 @@ func TestClusterScript(t *testing.T) {
 	if len(seen) != 3 {
 		t.Errorf("through the cluster's nginx, replicas %v answered, want 3", seen)
 	}
+	// HTTPS with HTTP/2, with the certificate the script made.
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM([]byte(readFile(t, filepath.Join(dir, "nginx/tls/ca.pem")))) {
+		t.Fatal("the cluster's nginx/tls/ca.pem holds no certificate")
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	if resp, err := (&http.Client{Transport: tr}).Get(fmt.Sprintf("https://localhost:%d/readyz", lbTLS)); err != nil {
+		t.Errorf("HTTPS through the cluster's nginx: %v", err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
+		t.Errorf("HTTPS through the cluster's nginx: %s %s, want 200 over HTTP/2", resp.Proto, resp.Status)
+	}
 	// Metrics on each replica's internal port, not through nginx.
 	for _, p := range internal {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", p))
@@ -85,7 +100,7 @@ func TestClusterScript(t *testing.T) {
 	}
 
 	run("down")
-	for _, p := range append(append(ports, internal...), lb) {
+	for _, p := range append(append(ports, internal...), lb, lbTLS) {
 		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p), time.Second); err == nil {
 			c.Close()
 			t.Errorf("port %d still answers after down", p)

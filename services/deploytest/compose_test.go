@@ -74,15 +74,17 @@ func TestComposePublishesLocally(t *testing.T) {
 		}
 	}
 	lb := service(t, p, "lb")
-	if len(lb.Ports) != 1 || lb.Ports[0].HostIP != "127.0.0.1" || lb.Ports[0].Published != "8080" || lb.Ports[0].Target != 80 {
-		t.Errorf("lb: ports %+v, want 127.0.0.1:8080:80 by default", lb.Ports)
+	if len(lb.Ports) != 2 || lb.Ports[0].HostIP != "127.0.0.1" || lb.Ports[0].Published != "8080" || lb.Ports[0].Target != 80 ||
+		lb.Ports[1].HostIP != "127.0.0.1" || lb.Ports[1].Published != "8443" || lb.Ports[1].Target != 443 {
+		t.Errorf("lb: ports %+v, want 127.0.0.1:8080:80 and 127.0.0.1:8443:443 by default", lb.Ports)
 	}
-	p, err := loadComposeEnv(t, "ADMIN_TOKEN="+composeAdminToken, "BBS_PUBLISH=0.0.0.0:80")
+	p, err := loadComposeEnv(t, "ADMIN_TOKEN="+composeAdminToken, "BBS_PUBLISH=0.0.0.0:80", "BBS_PUBLISH_TLS=0.0.0.0:443")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lb := service(t, p, "lb"); len(lb.Ports) != 1 || lb.Ports[0].HostIP != "0.0.0.0" || lb.Ports[0].Published != "80" {
-		t.Errorf("lb with BBS_PUBLISH=0.0.0.0:80: ports %+v", lb.Ports)
+	if lb := service(t, p, "lb"); len(lb.Ports) != 2 || lb.Ports[0].HostIP != "0.0.0.0" || lb.Ports[0].Published != "80" ||
+		lb.Ports[1].HostIP != "0.0.0.0" || lb.Ports[1].Published != "443" {
+		t.Errorf("lb with BBS_PUBLISH=0.0.0.0:80 BBS_PUBLISH_TLS=0.0.0.0:443: ports %+v", lb.Ports)
 	}
 	// The replicas' internal listener is not the port nginx proxies to.
 	env := service(t, p, "bbs").Environment
@@ -111,7 +113,7 @@ func TestComposeDependenciesAndHealth(t *testing.T) {
 			"redis":    types.ServiceConditionHealthy,
 			"migrate":  types.ServiceConditionCompletedSuccessfully,
 		},
-		"lb": {"bbs": types.ServiceConditionHealthy},
+		"lb": {"bbs": types.ServiceConditionHealthy, "tls": types.ServiceConditionCompletedSuccessfully},
 	}
 	for name, want := range wantDeps {
 		got := map[string]string{}
@@ -222,14 +224,29 @@ func TestComposeLoadBalancer(t *testing.T) {
 	if !slices.Contains(lb.Command, "/etc/nginx/nginx.conf") {
 		t.Errorf("lb: command %q does not use the mounted config", lb.Command)
 	}
-	if len(lb.Ports) != 1 || lb.Ports[0].Published != "8080" || lb.Ports[0].Target != 80 {
-		t.Errorf("lb: ports %+v, want 127.0.0.1:8080:80", lb.Ports)
+	if len(lb.Ports) != 2 || lb.Ports[0].Target != 80 || lb.Ports[1].Target != 443 {
+		t.Errorf("lb: ports %+v, want 80 and 443 published", lb.Ports)
 	}
-	// nginx listens where the port is published and proxies to the port
-	// the replicas listen on.
+	// nginx listens where the ports are published (443 with TLS and
+	// HTTP/2) and proxies to the port the replicas listen on.
 	text := readFile(t, conf)
-	if !strings.Contains(text, "listen 80;") {
-		t.Error("nginx.conf does not listen on 80")
+	if !strings.Contains(text, "listen 80;") || !strings.Contains(text, "listen 443 ssl http2;") {
+		t.Error("nginx.conf does not listen on 80, and on 443 with ssl and http2")
+	}
+	// The certificate: made by tls-cert.sh on first start into the volume
+	// tls, which nginx reads (read-only) next to its configuration, where
+	// ssl_certificate tls/cert.pem points.
+	tls := service(t, p, "tls")
+	script := filepath.Join(repoRoot(t), "services/lb/tls-cert.sh")
+	if !hasVolume(tls, types.VolumeTypeBind, script, "/lb/tls-cert.sh") || !hasVolume(tls, types.VolumeTypeVolume, "tls", "/tls") ||
+		!slices.Equal(tls.Entrypoint, []string{"/bin/sh", "/lb/tls-cert.sh", "/tls"}) || tls.Image != lb.Image {
+		t.Errorf("tls: want the nginx image running tls-cert.sh into the volume tls: %+v %q %+v", tls.Image, tls.Entrypoint, tls.Volumes)
+	}
+	if !hasVolume(lb, types.VolumeTypeVolume, "tls", "/etc/nginx/tls") || !strings.Contains(text, "ssl_certificate tls/cert.pem;") {
+		t.Errorf("lb: the volume tls is not mounted next to nginx.conf as the configuration expects: %+v", lb.Volumes)
+	}
+	if _, ok := p.Volumes["tls"]; !ok {
+		t.Error("volume tls is not declared")
 	}
 	addr := envString(service(t, p, "bbs").Environment, "HTTP_ADDR", ":8080")
 	if !strings.Contains(text, "server bbs"+addr+" resolve") {

@@ -13,6 +13,7 @@ import (
 	"github.com/bbsboard/bbs/pkg/config"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -156,6 +157,15 @@ func checkRouting(t *testing.T, m manifests, p bbsPod) {
 	for _, k := range []string{"proxy-read-timeout", "proxy-send-timeout"} {
 		if d := seconds(t, k, a["nginx.ingress.kubernetes.io/"+k]); d <= heartbeat {
 			t.Errorf("Ingress %s %v must exceed SSE_HEARTBEAT %v", k, d, heartbeat)
+		}
+	}
+	// The edge terminates TLS, where browsers get HTTP/2 (bbs serves
+	// HTTP/1.1, and browsers allow six HTTP/1.1 connections to a site).
+	for _, r := range ing.Spec.Rules {
+		if !slices.ContainsFunc(ing.Spec.TLS, func(tls networkingv1.IngressTLS) bool {
+			return tls.SecretName != "" && slices.Contains(tls.Hosts, r.Host)
+		}) {
+			t.Errorf("Ingress: host %q has no TLS (no HTTP/2 for browsers without it)", r.Host)
 		}
 	}
 	for _, r := range ing.Spec.Rules {

@@ -12,7 +12,8 @@ import (
 )
 
 // TestLoadBalancer runs the make cluster configuration for real: nginx in
-// front of three replicas on Postgres and Redis.
+// front of three replicas on Postgres and Redis, over HTTP/1.1 and over
+// HTTPS with HTTP/2.
 func TestLoadBalancer(t *testing.T) {
 	st := startStack(t, map[string]string{
 		"SSE_HEARTBEAT": "1s",
@@ -23,6 +24,7 @@ func TestLoadBalancer(t *testing.T) {
 	t.Run("SpreadsLoad", func(t *testing.T) { testSpreadsLoad(t, st) })
 	t.Run("ForwardsClientAddress", func(t *testing.T) { testForwardsClientAddress(t, st) })
 	t.Run("InternalEndpointsNotRouted", func(t *testing.T) { testInternalEndpointsNotRouted(t, st) })
+	t.Run("HTTP2", func(t *testing.T) { testHTTP2(t, st) })
 }
 
 // testInternalEndpointsNotRouted: metrics, readiness details and pprof are

@@ -12,7 +12,8 @@ import (
 
 // splitConf cuts a rendered configuration into its upstream block (from
 // the template's marker comment to the block's closing brace), its listen
-// line, and everything else, which must be the same for every deployment.
+// lines (one a line), and everything else, which must be the same for
+// every deployment.
 func splitConf(t testing.TB, conf string) (upstream, listen, shared string) {
 	t.Helper()
 	var up, rest []string
@@ -30,7 +31,7 @@ func splitConf(t testing.TB, conf string) (upstream, listen, shared string) {
 			}
 			continue
 		case strings.HasPrefix(strings.TrimSpace(line), "listen "):
-			listen = strings.TrimSpace(line)
+			listen += strings.TrimSpace(line) + "\n"
 			continue
 		}
 		rest = append(rest, line)
@@ -38,7 +39,7 @@ func splitConf(t testing.TB, conf string) (upstream, listen, shared string) {
 	if len(up) == 0 || listen == "" {
 		t.Fatalf("rendered configuration has no upstream block or listen line:\n%s", conf)
 	}
-	return strings.Join(up, "\n"), listen, strings.Join(rest, "\n")
+	return strings.Join(up, "\n"), strings.TrimSuffix(listen, "\n"), strings.Join(rest, "\n")
 }
 
 var listenRe = regexp.MustCompile(`(?m)^\s*listen ([^;]+);`)
@@ -53,7 +54,8 @@ func listenAddr(t testing.TB, conf string) string {
 }
 
 // TestNginxConfigsAgree: compose and make cluster run one configuration;
-// only the listen line and the upstream block may differ.
+// only the listen lines and the upstream block may differ. Both listen
+// with HTTP/1.1 and with TLS and HTTP/2.
 func TestNginxConfigsAgree(t *testing.T) {
 	t.Parallel()
 	compose := render(t, "compose")
@@ -61,13 +63,13 @@ func TestNginxConfigsAgree(t *testing.T) {
 		t.Fatal("services/lb/nginx.conf is stale: run services/lb/render.sh compose > services/lb/nginx.conf")
 	}
 	addrs := []string{"127.0.0.1:18081", "127.0.0.1:18082", "127.0.0.1:18083"}
-	local := renderLocal(t, "127.0.0.1:8080", addrs...)
+	local := renderLocal(t, "127.0.0.1:8080", "127.0.0.1:8443", addrs...)
 	cUp, cListen, cShared := splitConf(t, compose)
 	lUp, lListen, lShared := splitConf(t, local)
 	if cShared != lShared {
 		t.Errorf("compose and make cluster configurations differ outside the upstream block:\n--- compose\n%s\n--- cluster\n%s", cShared, lShared)
 	}
-	if cListen != "listen 80;" || lListen != "listen 127.0.0.1:8080;" {
+	if cListen != "listen 80;\nlisten 443 ssl http2;" || lListen != "listen 127.0.0.1:8080;\nlisten 127.0.0.1:8443 ssl http2;" {
 		t.Errorf("listen lines %q, %q", cListen, lListen)
 	}
 	for _, want := range []string{"zone bbs", "resolver 127.0.0.11 valid=", "server bbs:8080 resolve", "keepalive "} {
@@ -124,7 +126,8 @@ func TestNginxAcceptsClusterConfig(t *testing.T) {
 	}
 	dir := t.TempDir() + "/"
 	conf := filepath.Join(dir, "nginx.conf")
-	writeFile(t, conf, renderLocal(t, "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"))
+	writeFile(t, conf, renderLocal(t, "127.0.0.1:1", "127.0.0.1:4", "127.0.0.1:2", "127.0.0.1:3"))
+	makeCert(t, filepath.Join(dir, "tls"))
 	if out, err := exec.Command(nginx, "-p", dir, "-c", conf, "-e", "stderr", "-t", "-q").CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t: %v\n%s\n%s", err, out, nginxHelp)
 	}

@@ -23,6 +23,8 @@ const nginxHelp = "nginx is needed (Debian's package, as `make cluster` uses): a
 // configuration rendered from services/lb/nginx.conf.tmpl.
 type stack struct {
 	LB       string // nginx's host:port
+	TLS      string // nginx's host:port for HTTPS and HTTP/2
+	CA       string // the file of the certificate to trust for TLS
 	Replicas []*replica
 	DBURL    string
 	nginxLog string
@@ -59,7 +61,10 @@ func startStack(t *testing.T, env map[string]string) *stack {
 		addrs = append(addrs, r.Addr)
 	}
 	s.LB = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	s.nginxLog = startNginx(t, nginx, renderLocal(t, s.LB, addrs...))
+	s.TLS = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	var certs string
+	s.nginxLog, certs = startNginx(t, nginx, renderLocal(t, s.LB, s.TLS, addrs...))
+	s.CA = filepath.Join(certs, "ca.pem")
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("nginx's errors (last 20):\n%s", s.nginxErrors(20))
@@ -80,15 +85,18 @@ func migrate(t *testing.T, dbURL string) {
 
 // startNginx runs nginx in the foreground with conf, its prefix (pid,
 // temp files) in a temporary directory, and stops it (SIGQUIT: graceful)
-// when the test ends. It returns the path of nginx's log.
-func startNginx(t *testing.T, nginx, conf string) string {
+// when the test ends. It returns the path of nginx's log and the directory
+// of its certificate, made by tls-cert.sh as compose and make cluster do.
+func startNginx(t *testing.T, nginx, conf string) (logPath, certs string) {
 	t.Helper()
 	prefix := t.TempDir() + "/"
 	confPath := filepath.Join(prefix, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(prefix, "nginx.log")
+	certs = filepath.Join(prefix, "tls")
+	makeCert(t, certs)
+	logPath = filepath.Join(prefix, "nginx.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -118,17 +126,28 @@ func startNginx(t *testing.T, nginx, conf string) string {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if c, err := net.Dial("tcp", listen); err == nil {
 			c.Close()
-			return logPath
+			return logPath, certs
 		}
 	}
 	t.Fatalf("nginx did not listen on %s:\n%s", listen, readFile(t, logPath))
-	return ""
+	return "", ""
 }
 
-// renderLocal renders the template as `make cluster` does.
-func renderLocal(t testing.TB, listen string, upstreams ...string) string {
+// makeCert runs services/lb/tls-cert.sh, which compose and make cluster
+// run for nginx's certificate, into dir.
+func makeCert(t testing.TB, dir string) {
 	t.Helper()
-	return render(t, append([]string{"local", listen}, upstreams...)...)
+	out, err := exec.Command("sh", filepath.Join(repoRoot(t), "services/lb/tls-cert.sh"), dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tls-cert.sh: %v\n%s", err, out)
+	}
+}
+
+// renderLocal renders the template as `make cluster` does: HTTP/1.1 on
+// listen, HTTPS and HTTP/2 on tlsListen.
+func renderLocal(t testing.TB, listen, tlsListen string, upstreams ...string) string {
+	t.Helper()
+	return render(t, append([]string{"local", listen, tlsListen}, upstreams...)...)
 }
 
 func render(t testing.TB, args ...string) string {

@@ -152,13 +152,18 @@ func (p *holdProxy) setHold(on bool) {
 // exactly the API's list.
 func TestDelayedBehindBufferingProxy(t *testing.T) {
 	br := startBrowser(t)
-	c := startCluster(t, clusterOptions{replicas: 1})
+	// A heartbeat of 1 s, which the server tells the page: the page takes
+	// a stream silent for 2 s as held back (with the default 15 s, and a
+	// page that assumed it, the test would wait 30 s and fail).
+	c := startCluster(t, clusterOptions{replicas: 1, env: []string{"SSE_HEARTBEAT=1s"}})
 	px := startHoldProxy(t, c.replicas[0].url)
-	// The replica's heartbeat stays 15 s; the page's threshold is made
-	// short (2 s instead of 2 × 15 s) so the test does not wait 30 s.
-	p := br.open(t, "reader", px.url, tabOptions{script: `localStorage.setItem('bbs.delayedMs', '2000')`})
+	p := br.open(t, "reader", px.url, tabOptions{})
 	p.waitLive()
+	if beat := eval[string](p, `document.querySelector('meta[name="bbs-heartbeat"]').content`); beat != "1000" {
+		t.Fatalf("the page says the heartbeat is %q ms, want 1000", beat)
+	}
 
+	p.clearLog()
 	px.setHold(true)
 	held := time.Now()
 	tp, _ := postTopic(t, c.replicas[0].url, "posted while a proxy holds the stream "+randomName(""))
@@ -169,6 +174,9 @@ func TestDelayedBehindBufferingProxy(t *testing.T) {
 	})
 	t.Logf("stream held: the page says delayed and shows the new post %d ms after the post (%d ms after the hold began)",
 		time.Since(posted).Milliseconds(), time.Since(held).Milliseconds())
+	if at, ok := p.firstSeen(func(s shown) bool { return s.State == "delayed" }); ok {
+		t.Logf("FIGURE delayed: %d ms from the proxy holding the stream to the page saying delayed (threshold 2 × the 1 s heartbeat)", at-held.UnixMilli())
+	}
 	shoot(t, p, screenshotDir(t), "delayed")
 	// It stays current while delayed.
 	tp2, _ := postTopic(t, c.replicas[0].url, "a second post while held "+randomName(""))
@@ -177,10 +185,14 @@ func TestDelayedBehindBufferingProxy(t *testing.T) {
 		return ok && s.State == "delayed"
 	})
 
+	p.clearLog()
 	released := time.Now()
 	px.setHold(false)
 	p.waitFor("live again", 10*time.Second, func(s shown) bool { return s.State == "live" })
 	t.Logf("stream let through: live again %d ms later", time.Since(released).Milliseconds())
+	if at, ok := p.firstSeen(func(s shown) bool { return s.State == "live" }); ok {
+		t.Logf("FIGURE live again: %d ms from the proxy letting the stream through to the page saying live", at-released.UnixMilli())
+	}
 
 	tp3, _ := postTopic(t, c.replicas[0].url, "after the proxy let go "+randomName(""))
 	want := listTopics(t, c.replicas[0].url)

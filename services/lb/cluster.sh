@@ -10,6 +10,9 @@
 # Settings (environment):
 #   CLUSTER_DIR   state: pids, logs, nginx prefix, binary (default .cluster/)
 #   LB_PORT       nginx listens on 127.0.0.1:LB_PORT (default 8080)
+#   LB_TLS_PORT   and with HTTPS and HTTP/2 on 127.0.0.1:LB_TLS_PORT (default
+#                 8443), with a certificate tls-cert.sh makes once into
+#                 CLUSTER_DIR/nginx/tls (trust its ca.pem)
 #   BBS_PORTS     the replicas' ports (default "18081 18082 18083")
 #   BBS_INTERNAL_PORTS  their internal listeners' ports, on 127.0.0.1:
 #                 /metrics, /readyz with details (default "19081 19082 19083")
@@ -25,6 +28,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 state=${CLUSTER_DIR:-$root/.cluster}
 lb_port=${LB_PORT:-8080}
+lb_tls_port=${LB_TLS_PORT:-8443}
 read -r -a ports <<<"${BBS_PORTS:-18081 18082 18083}"
 read -r -a internal_ports <<<"${BBS_INTERNAL_PORTS:-19081 19082 19083}"
 [ ${#internal_ports[@]} -eq ${#ports[@]} ] || { echo "cluster: BBS_INTERNAL_PORTS needs one port per BBS_PORTS entry" >&2; exit 1; }
@@ -159,7 +163,9 @@ up() {
     die "replica $a not ready after 30s (logs above, in $state)"
   done
 
-  "$root/services/lb/render.sh" local "127.0.0.1:$lb_port" "${addrs[@]}" >"$state/nginx/nginx.conf"
+  need openssl openssl
+  sh "$root/services/lb/tls-cert.sh" "$state/nginx/tls"
+  "$root/services/lb/render.sh" local "127.0.0.1:$lb_port" "127.0.0.1:$lb_tls_port" "${addrs[@]}" >"$state/nginx/nginx.conf"
   local ngx=("$nginx" -p "$state/nginx/" -c "$state/nginx/nginx.conf" -e stderr)
   "${ngx[@]}" -t -q || die "nginx rejected $state/nginx/nginx.conf"
   if alive "$state/nginx/nginx.pid"; then
@@ -170,7 +176,7 @@ up() {
     "${ngx[@]}" >>"$state/nginx.log" 2>&1 || die "nginx did not start: see $state/nginx.log"
   fi
   wait_until 10 "nginx on 127.0.0.1:$lb_port" ready "127.0.0.1:$lb_port"
-  say "the board: http://127.0.0.1:$lb_port  (logs in $state; stop with make cluster-down)"
+  say "the board: http://127.0.0.1:$lb_port, and over HTTP/2 https://localhost:$lb_tls_port (trust $state/nginx/tls/ca.pem; logs in $state; stop with make cluster-down)"
 }
 
 down() {

@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
 # Renders nginx.conf.tmpl for one deployment, on stdout:
 #
-#   render.sh compose                      docker compose: listen 80, the
-#                                          scaled `bbs` service re-resolved
-#                                          through Docker's DNS
-#   render.sh local LISTEN ADDR [ADDR...]  make cluster: listen on LISTEN
-#                                          (host:port), replicas at ADDR
+#   render.sh compose             docker compose: listen 80 (HTTP/1.1) and
+#                                 443 (HTTPS, HTTP/2), the scaled `bbs`
+#                                 service re-resolved through Docker's DNS
+#   render.sh local LISTEN TLS_LISTEN ADDR [ADDR...]
+#                                 make cluster: HTTP/1.1 on LISTEN, HTTPS and
+#                                 HTTP/2 on TLS_LISTEN (host:port each),
+#                                 replicas at ADDR
 #
-# Only the listen line and the upstream block differ; everything SSE needs
-# is shared. After editing the template, refresh the compose copy:
+# Only the listen lines and the upstream block differ; everything SSE needs
+# is shared. Both read the certificate from tls/ next to the configuration
+# file (tls-cert.sh makes it). After editing the template, refresh the
+# compose copy:
 #   services/lb/render.sh compose > services/lb/nginx.conf
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-usage() { echo "usage: $0 compose | $0 local LISTEN ADDR [ADDR...]" >&2; exit 2; }
+usage() { echo "usage: $0 compose | $0 local LISTEN TLS_LISTEN ADDR [ADDR...]" >&2; exit 2; }
+
+# The HTTPS listener speaks HTTP/2 (`listen ... ssl http2`: Debian's nginx
+# 1.22, which make cluster runs, has no `http2 on;`; 1.28 in compose takes
+# the old form too, with a warning that it is deprecated).
+tls_listen() { printf 'listen %s ssl http2;' "$1"; }
 
 # Shared by both:
 # - max_fails=0: nginx never takes a replica out on its own. With the
@@ -39,7 +48,8 @@ pool="        keepalive 32;
 case ${1:-} in
 compose)
   [ $# -eq 1 ] || usage
-  listen="listen 80;"
+  listen="listen 80;
+        $(tls_listen 443)"
   upstream="# Docker compose: every replica of the scaled service answers to
     # the one name \`bbs\`; Docker's DNS (127.0.0.11) returns one address per
     # replica, and the set changes on scale, restart and recreate.
@@ -56,9 +66,10 @@ $pool
     }"
   ;;
 local)
-  [ $# -ge 3 ] || usage
-  listen="listen $2;"
-  shift 2
+  [ $# -ge 4 ] || usage
+  listen="listen $2;
+        $(tls_listen "$3")"
+  shift 3
   servers=""
   for a in "$@"; do
     servers+="
