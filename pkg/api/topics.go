@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bbsboard/bbs/pkg/metrics"
 	"github.com/bbsboard/bbs/pkg/topic"
 	"github.com/bbsboard/bbs/pkg/wire"
 	"github.com/gin-gonic/gin"
@@ -36,7 +37,7 @@ func (s *Server) list(c *gin.Context) {
 	// The first page within the window comes from memory: no database read.
 	if before == 0 && limit <= s.feed.Limit() {
 		if page, encoded, ok := s.feed.List(limit); ok {
-			s.m.CacheHits.Inc()
+			s.m.ListReads.WithLabelValues(metrics.SourceWindow).Inc()
 			if encoded != nil {
 				c.Data(http.StatusOK, "application/json; charset=utf-8", encoded)
 			} else {
@@ -45,7 +46,7 @@ func (s *Server) list(c *gin.Context) {
 			return
 		}
 	}
-	s.m.CacheMisses.Inc()
+	s.m.ListReads.WithLabelValues(metrics.SourceDatabase).Inc()
 	page, err := s.store.Page(c.Request.Context(), before, limit)
 	if err != nil {
 		s.failErr(c, err)

@@ -147,7 +147,18 @@ func (f *Feed) applyLocked(c topic.Change) {
 		fill = c.Fill.ID
 	}
 	f.ring.push(frame, id, fill)
-	f.hub.Broadcast(frame)
+	if c.Committed.IsZero() {
+		// Read from the change log: when it committed is not known here,
+		// and the catch-up is counted in bbs_resyncs_total instead.
+		f.hub.Broadcast(frame)
+	} else {
+		committed := c.Committed
+		f.hub.BroadcastThen(frame, func() {
+			// Clocks of two hosts may disagree by more than the lag itself:
+			// a notice from the future counts as no lag, not a negative one.
+			f.m.DeliveryLag.Observe(max(time.Since(committed), 0).Seconds())
+		})
+	}
 	f.m.EventsApplied.Inc()
 	f.m.Version.Set(float64(f.version))
 	f.cond.Broadcast()

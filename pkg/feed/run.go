@@ -106,6 +106,7 @@ func (f *Feed) load(ctx context.Context) {
 			f.replaceLocked(page)
 			f.ready = true
 			f.mu.Unlock()
+			f.m.SnapshotLoads.WithLabelValues("start", source).Inc()
 			f.log.Info("board loaded", "version", page.Version, "topics", len(page.Topics), "from", source)
 			if source == "database" {
 				f.storeCache(ctx)
