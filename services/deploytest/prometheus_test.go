@@ -1,0 +1,430 @@
+package deploytest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bbsboard/bbs/pkg/testenv"
+	"sigs.k8s.io/yaml"
+)
+
+const prometheusHelp = "Prometheus is needed (Debian's package): apt-get install -y prometheus"
+
+// observability is where the dashboard, the alerts and the PodMonitor live.
+func observability(t testing.TB) string { return filepath.Join(repoRoot(t), "deploy", "observability") }
+
+// dashboardExprs is every query of every panel of the Grafana dashboard,
+// rows' nested panels included, with the panel's title.
+func dashboardExprs(t testing.TB) [][2]string {
+	t.Helper()
+	type panel struct {
+		Title   string `json:"title"`
+		Targets []struct {
+			Expr string `json:"expr"`
+		} `json:"targets"`
+		Panels []json.RawMessage `json:"panels"`
+	}
+	var dash struct {
+		Panels []json.RawMessage `json:"panels"`
+	}
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(observability(t), "dashboard.json"))), &dash); err != nil {
+		t.Fatalf("dashboard.json: %v", err)
+	}
+	var out [][2]string
+	var walk func([]json.RawMessage)
+	walk = func(raw []json.RawMessage) {
+		for _, r := range raw {
+			var p panel
+			if err := json.Unmarshal(r, &p); err != nil {
+				t.Fatalf("dashboard.json panel: %v", err)
+			}
+			for _, tg := range p.Targets {
+				if strings.TrimSpace(tg.Expr) == "" {
+					t.Errorf("dashboard panel %q has a target without expr", p.Title)
+					continue
+				}
+				out = append(out, [2]string{p.Title, tg.Expr})
+			}
+			walk(p.Panels)
+		}
+	}
+	walk(dash.Panels)
+	return out
+}
+
+// alertRules is every rule of alerts.yaml: name and expr.
+func alertRules(t testing.TB) [][2]string {
+	t.Helper()
+	var f struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string `json:"alert"`
+				Expr  string `json:"expr"`
+			} `json:"rules"`
+		} `json:"groups"`
+	}
+	if err := yaml.Unmarshal([]byte(readFile(t, filepath.Join(observability(t), "alerts.yaml"))), &f); err != nil {
+		t.Fatalf("alerts.yaml: %v", err)
+	}
+	var out [][2]string
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			out = append(out, [2]string{r.Alert, r.Expr})
+		}
+	}
+	return out
+}
+
+// selectorRE finds the series selectors of an expression: a metric name
+// of ours (or Prometheus's `up`, or the Go and process collectors'), with
+// its label matchers if any. Function names, label names in by (...) and
+// keywords never start that way.
+var selectorRE = regexp.MustCompile(`\b((?:bbs|go|process)_[a-zA-Z0-9_:]*|up)\b(\{[^}]*\})?`)
+
+func selectors(expr string) []string {
+	var out []string
+	for _, m := range selectorRE.FindAllStringSubmatch(expr, -1) {
+		if !slices.Contains(out, m[0]) {
+			out = append(out, m[0])
+		}
+	}
+	return out
+}
+
+// grafanaVars puts values in for Grafana's variables, as Grafana does
+// before it sends a query.
+func grafanaVars(expr string) string {
+	return strings.NewReplacer("$__rate_interval", "1m", "${__rate_interval}", "1m", "$__interval", "15s", "$__range", "5m").Replace(expr)
+}
+
+// promQuery evaluates expr now; it returns the number of series (or
+// samples) in the result, or an error for a query Prometheus refuses.
+func promQuery(base, expr string) (int, error) {
+	resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(expr))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			ResultType string            `json:"resultType"`
+			Result     []json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(body, &out); err != nil {
+		return 0, fmt.Errorf("%d %q: %w", resp.StatusCode, body, err)
+	}
+	if out.Status != "success" {
+		return 0, fmt.Errorf("%s", out.Error)
+	}
+	if out.Data.ResultType == "scalar" {
+		return 1, nil
+	}
+	return len(out.Data.Result), nil
+}
+
+// TestPrometheusRulesCheck: promtool accepts the alerting rules.
+func TestPrometheusRulesCheck(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatalf("promtool not found: %v\n%s", err, prometheusHelp)
+	}
+	out, err := exec.Command(promtool, "check", "rules", filepath.Join(observability(t), "alerts.yaml")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
+	if len(alertRules(t)) < 5 {
+		t.Errorf("alerts.yaml holds %d rules, want the five the operators need at least", len(alertRules(t)))
+	}
+}
+
+// TestPrometheusEvaluatesDashboardAndAlerts runs Debian's real Prometheus
+// scraping three real replicas through a small load (posts on each, open
+// streams, refused requests, one stream refused with 503), then evaluates
+// through its HTTP API every query of the Grafana dashboard and every
+// alert rule's expression:
+//
+//   - each dashboard query must return data;
+//   - each series selector in a dashboard query or an alert rule must
+//     match series by itself (an alert's whole expression is empty while
+//     its condition is false, so it proves nothing about the names in it):
+//     a metric name or label value misspelled anywhere fails the test;
+//   - Prometheus loaded the rules file and evaluates every rule without
+//     error.
+func TestPrometheusEvaluatesDashboardAndAlerts(t *testing.T) {
+	prometheus, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Fatalf("prometheus not found: %v\n%s", err, prometheusHelp)
+	}
+	dashboard, alerts := dashboardExprs(t), alertRules(t)
+
+	dbURL := testenv.PostgresURL(t)
+	redisURL := testenv.RedisURL(t)
+	base := map[string]string{
+		"DATABASE_URL":  dbURL,
+		"REDIS_URL":     redisURL,
+		"REDIS_PREFIX":  testenv.RedisPrefix(t, redisURL),
+		"LOG_LEVEL":     "warn",
+		"VERSION_CHECK": "1s",
+		"WRITE_RATE":    "0",
+		"STREAM_RATE":   "0",
+		"DRAIN_DELAY":   "0s",
+		// One replica holds at most two streams: the third gets a 503,
+		// the 5xx the error panels and alert need to see.
+		"MAX_STREAMS": "2",
+	}
+	migrate(t, dbURL)
+	var replicas []*replica
+	var targets []string
+	for i := range 3 {
+		r := newReplica(t, fmt.Sprintf("bbs-%d", i+1), testenv.FreePort(t), base)
+		r.start()
+		replicas = append(replicas, r)
+		targets = append(targets, r.Internal)
+	}
+
+	prom := startPrometheus(t, prometheus, targets)
+	waitFor(t, 30*time.Second, "Prometheus scraping the three replicas", func() bool {
+		n, err := promQuery(prom, `up{job="bbs"} == 1`)
+		return err == nil && n == 3
+	})
+
+	// The load: two streams on each replica (a third refused), five posts
+	// on each, and refused requests.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, r := range replicas {
+		for range 2 {
+			holdStream(t, ctx, "http://"+r.Addr)
+		}
+		resp, err := http.Get("http://" + r.Addr + "/api/topics/stream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("%s: third stream answered %d, want 503 (MAX_STREAMS=2)", r.ID, resp.StatusCode)
+		}
+	}
+	for i := range 15 {
+		r := replicas[i%3]
+		resp, err := http.Post("http://"+r.Addr+"/api/topics", "application/json", strings.NewReader(fmt.Sprintf(`{"comment":"prometheus %d"}`, i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("post on %s: %d", r.ID, resp.StatusCode)
+		}
+	}
+	for _, r := range replicas {
+		for _, path := range []string{"/api/topics?limit=0", "/no/such/route", "/api/topics"} {
+			resp, err := http.Get("http://" + r.Addr + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+		req, _ := http.NewRequest("DELETE", "http://"+r.Addr+"/api/topics/1", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+	// Every replica has delivered all 15 changes to its streams, and
+	// Prometheus has scraped that.
+	waitFor(t, 30*time.Second, "Prometheus seeing every delivery", func() bool {
+		n, err := promQuery(prom, `bbs_delivery_lag_seconds_count{job="bbs"} >= 10`)
+		return err == nil && n == 3
+	})
+	// A few more scrapes, so rate() over the load has two samples or more.
+	time.Sleep(3 * time.Second)
+
+	var problems []string
+	queries := 0
+	check := func(what, expr string, wantData bool) {
+		queries++
+		n, err := promQuery(prom, expr)
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("%s: %s: refused: %v", what, expr, err))
+		case wantData && n == 0:
+			problems = append(problems, fmt.Sprintf("%s: %s: no data", what, expr))
+		}
+	}
+	for _, d := range dashboard {
+		expr := grafanaVars(d[1])
+		check("dashboard panel "+d[0], expr, true)
+		for _, sel := range selectors(expr) {
+			check("dashboard panel "+d[0]+", selector", sel, true)
+		}
+	}
+	for _, a := range alerts {
+		check("alert "+a[0], a[1], false)
+		sels := selectors(a[1])
+		if len(sels) == 0 {
+			problems = append(problems, fmt.Sprintf("alert %s: no metric selector found in %q", a[0], a[1]))
+		}
+		for _, sel := range sels {
+			check("alert "+a[0]+", selector", sel, true)
+		}
+	}
+	t.Logf("%d queries evaluated (%d dashboard queries, %d alert rules, and each one's selectors)", queries, len(dashboard), len(alerts))
+	for _, p := range problems {
+		t.Error(p)
+	}
+
+	// The check can fail: a misspelled name matches nothing.
+	if n, err := promQuery(prom, "bbs_streams_opn"); err != nil || n != 0 {
+		t.Errorf("a misspelled metric name returned %d series (%v): the selector check would not catch typos", n, err)
+	}
+
+	// Prometheus itself loaded the rules and evaluates each without error.
+	waitFor(t, 20*time.Second, "every rule evaluated", func() bool {
+		rules, err := promRules(prom)
+		if err != nil || len(rules) != len(alerts) {
+			return false
+		}
+		for _, r := range rules {
+			if r.Health != "ok" {
+				return false
+			}
+		}
+		return true
+	})
+	rules, _ := promRules(prom)
+	for _, r := range rules {
+		if r.Health != "ok" {
+			t.Errorf("rule %s: health %s: %s", r.Name, r.Health, r.LastError)
+		}
+	}
+}
+
+type promRule struct {
+	Name      string `json:"name"`
+	Health    string `json:"health"`
+	LastError string `json:"lastError"`
+}
+
+// promRules lists the rules Prometheus loaded, with their health.
+func promRules(base string) ([]promRule, error) {
+	resp, err := http.Get(base + "/api/v1/rules")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Data struct {
+			Groups []struct {
+				Rules []promRule `json:"rules"`
+			} `json:"groups"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, err
+	}
+	var rules []promRule
+	for _, g := range out.Data.Groups {
+		rules = append(rules, g.Rules...)
+	}
+	return rules, nil
+}
+
+// startPrometheus runs prometheus scraping targets every second, with the
+// alerting rules loaded, into a temporary directory; it returns its base URL.
+func startPrometheus(t *testing.T, bin string, targets []string) string {
+	t.Helper()
+	dir := t.TempDir()
+	quoted := make([]string, len(targets))
+	for i, tg := range targets {
+		quoted[i] = fmt.Sprintf("%q", tg)
+	}
+	config := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files:
+  - %q
+scrape_configs:
+  - job_name: bbs
+    static_configs:
+      - targets: [%s]
+`, filepath.Join(observability(t), "alerts.yaml"), strings.Join(quoted, ", "))
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	writeFile(t, cfgPath, config)
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	logPath := filepath.Join(dir, "prometheus.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logf.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			t.Logf("prometheus log (last 20):\n%s", strings.Join(lines[max(0, len(lines)-20):], "\n"))
+		}
+	})
+	base := "http://" + addr
+	waitFor(t, 30*time.Second, "prometheus ready", func() bool {
+		select {
+		case err := <-done:
+			done <- err
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("prometheus exited: %v\n%s", err, b)
+		default:
+		}
+		resp, err := http.Get(base + "/-/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return base
+}
+
+// holdStream keeps a stream open until ctx ends, reading what it sends.
+func holdStream(t *testing.T, ctx context.Context, base string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/topics/stream", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		t.Fatalf("stream on %s: %d", base, resp.StatusCode)
+	}
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+		}
+	}()
+}
