@@ -428,3 +428,56 @@ func holdStream(t *testing.T, ctx context.Context, base string) {
 		}
 	}()
 }
+
+// TestPodMonitorMatchesDeployment: the PodMonitor scrapes the container
+// port of the internal listener (the one INTERNAL_ADDR listens on, never
+// the public one) of the pods the Deployment makes, in every overlay.
+func TestPodMonitorMatchesDeployment(t *testing.T) {
+	var pm struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Spec       struct {
+			Selector struct {
+				MatchLabels map[string]string `json:"matchLabels"`
+			} `json:"selector"`
+			PodMetricsEndpoints []struct {
+				Port string `json:"port"`
+				Path string `json:"path"`
+			} `json:"podMetricsEndpoints"`
+		} `json:"spec"`
+	}
+	if err := yaml.UnmarshalStrict([]byte(readFile(t, filepath.Join(observability(t), "podmonitor.yaml"))), &pm); err != nil {
+		t.Fatalf("podmonitor.yaml: %v", err)
+	}
+	if pm.APIVersion != "monitoring.coreos.com/v1" || pm.Kind != "PodMonitor" || len(pm.Spec.PodMetricsEndpoints) != 1 {
+		t.Fatalf("podmonitor.yaml: %s %s with %d endpoints, want one monitoring.coreos.com/v1 PodMonitor endpoint", pm.APIVersion, pm.Kind, len(pm.Spec.PodMetricsEndpoints))
+	}
+	ep := pm.Spec.PodMetricsEndpoints[0]
+	for _, overlay := range []string{"dev", "prod"} {
+		p := findBBS(t, kustomize(t, "overlays/"+overlay))
+		for k, v := range pm.Spec.Selector.MatchLabels {
+			if p.d.Spec.Template.Labels[k] != v {
+				t.Errorf("%s: the PodMonitor selects %s=%s; the bbs pods are labelled %v", overlay, k, v, p.d.Spec.Template.Labels)
+			}
+		}
+		internal := "9090"
+		if a, ok := p.config["INTERNAL_ADDR"]; ok {
+			internal = a[strings.LastIndex(a, ":")+1:]
+		}
+		found := false
+		for _, cp := range p.main.Ports {
+			if cp.Name == ep.Port {
+				found = true
+				if fmt.Sprint(cp.ContainerPort) != internal {
+					t.Errorf("%s: the PodMonitor scrapes port %s = %d, but INTERNAL_ADDR listens on %s", overlay, ep.Port, cp.ContainerPort, internal)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: the PodMonitor scrapes port %q, which the bbs container does not name", overlay, ep.Port)
+		}
+	}
+	if ep.Path != "/metrics" {
+		t.Errorf("PodMonitor path %q, want /metrics", ep.Path)
+	}
+}
