@@ -436,13 +436,18 @@ func TestPodMonitorMatchesDeployment(t *testing.T) {
 	var pm struct {
 		APIVersion string `json:"apiVersion"`
 		Kind       string `json:"kind"`
-		Spec       struct {
+		Metadata   struct {
+			Name   string            `json:"name"`
+			Labels map[string]string `json:"labels"`
+		} `json:"metadata"`
+		Spec struct {
 			Selector struct {
 				MatchLabels map[string]string `json:"matchLabels"`
 			} `json:"selector"`
 			PodMetricsEndpoints []struct {
-				Port string `json:"port"`
-				Path string `json:"path"`
+				Port     string `json:"port"`
+				Path     string `json:"path"`
+				Interval string `json:"interval"`
 			} `json:"podMetricsEndpoints"`
 		} `json:"spec"`
 	}
