@@ -79,7 +79,13 @@ func (s *Server) observe(c *gin.Context, began time.Time) {
 	}
 	took := time.Since(began)
 	s.m.RequestDuration.WithLabelValues(rt, c.Request.Method, metrics.StatusClass(status)).Observe(took.Seconds())
-	s.accessLog(c.Request.Context(), "request", requestInfoOf(c, s.cfg.TrustedProxies), status, took)
+	level := slog.LevelInfo
+	if rt == "/healthz" || rt == "/readyz" {
+		// Probes come every few seconds from every load balancer and
+		// kubelet: logged at debug, so the access log stays about clients.
+		level = slog.LevelDebug
+	}
+	s.accessLog(c.Request.Context(), level, "request", requestInfoOf(c, s.cfg.TrustedProxies), status, took)
 }
 
 // requestInfo is what the access log says about a request, copied out of
@@ -104,11 +110,11 @@ func requestInfoOf(c *gin.Context, trusted []netip.Prefix) requestInfo {
 // anything), the answer, the time it took, who asked, and the request id.
 // Headers and bodies are never logged: the edit and delete token travels
 // in Authorization, and the one a create returns in the body.
-func (s *Server) accessLog(ctx context.Context, msg string, r requestInfo, status int, took time.Duration) {
-	if !s.log.Enabled(ctx, slog.LevelInfo) {
+func (s *Server) accessLog(ctx context.Context, level slog.Level, msg string, r requestInfo, status int, took time.Duration) {
+	if !s.log.Enabled(ctx, level) {
 		return
 	}
-	s.log.LogAttrs(ctx, slog.LevelInfo, msg,
+	s.log.LogAttrs(ctx, level, msg,
 		slog.String("method", r.method),
 		slog.String("route", r.route),
 		slog.String("path", r.path),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -99,7 +100,7 @@ func (s *Server) stream(c *gin.Context) {
 			s.m.StreamsOpen.Dec()
 			took := time.Since(opened)
 			s.m.StreamDuration.Observe(took.Seconds())
-			s.accessLog(context.Background(), "stream ended", info, int(status.Load()), took)
+			s.accessLog(context.Background(), slog.LevelInfo, "stream ended", info, int(status.Load()), took)
 		},
 	})
 	if err != nil {
@@ -107,7 +108,7 @@ func (s *Server) stream(c *gin.Context) {
 		s.m.StreamsOpen.Dec()
 		writeUnavailable(conn, s.cfg.Replica)
 		conn.Close()
-		s.accessLog(c.Request.Context(), "request", info, http.StatusServiceUnavailable, time.Since(opened))
+		s.accessLog(c.Request.Context(), slog.LevelInfo, "request", info, http.StatusServiceUnavailable, time.Since(opened))
 		return
 	}
 	head := streamHead(c.Writer.Header())

@@ -202,8 +202,9 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 // template, the status, the time it took, the client and the request id; a
 // well-formed X-Request-ID is used and sent back, anything else replaced;
 // an accepted stream is logged once, when it ends, never per heartbeat;
-// and no token (neither the one a create returns nor the one an edit
-// sends) and no query string ever reaches the log.
+// probes are left to debug; and no token (neither the one a create
+// returns nor the one an edit sends) and no query string ever reaches the
+// log.
 func TestAccessLog(t *testing.T) {
 	c := newCluster(t, "")
 	r := c.start("log1", map[string]string{"SSE_HEARTBEAT": "50ms"})
@@ -326,6 +327,9 @@ func TestAccessLog(t *testing.T) {
 		}
 		if l.Route == "/api/topics/stream" {
 			t.Errorf("accepted stream logged as a request: %+v", l)
+		}
+		if l.Route == "/readyz" || l.Route == "/healthz" {
+			t.Errorf("a probe logged at info: %+v", l)
 		}
 		if strings.Contains(l.Path, "?") {
 			t.Errorf("query string logged: %+v", l)
