@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,10 +41,12 @@ func (r redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	}
 }
 
-// result is "ok" for an answer (a missing key, redis.Nil, included) and
-// "error" for anything else.
+// result is "ok" for an answer and "error" for anything else. A missing
+// key (redis.Nil) is an answer, and so is NOSCRIPT: go-redis sends a
+// script's hash first and the script itself when the server does not hold
+// it yet (after every Redis restart), so it is no failure.
 func result(err error) string {
-	if err == nil || errors.Is(err, redis.Nil) {
+	if err == nil || errors.Is(err, redis.Nil) || strings.HasPrefix(err.Error(), "NOSCRIPT") {
 		return "ok"
 	}
 	return "error"

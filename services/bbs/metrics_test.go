@@ -157,6 +157,13 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 	if got := histCount(w, "bbs_db_query_duration_seconds", map[string]string{"operation": "create", "result": "ok"}); got < posts {
 		t.Errorf("writer: bbs_db_query_duration_seconds{operation=create} count = %d, want >= %d", got, posts)
 	}
+	for _, m := range w["bbs_redis_command_duration_seconds"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "result" && l.GetValue() == "error" && m.GetHistogram().GetSampleCount() > 0 {
+				t.Errorf("writer: Redis errors with Redis up: %v count %d (an alert would take them for an outage)", m.GetLabel(), m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
 	if got := value(w, "bbs_build_info", map[string]string{"version": version, "goversion": runtime.Version()}); got != 1 {
 		t.Errorf("writer: bbs_build_info{version=%q, goversion=%q} = %v, want 1", version, runtime.Version(), got)
 	}

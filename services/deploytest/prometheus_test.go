@@ -94,6 +94,37 @@ func alertRules(t testing.TB) [][2]string {
 // keywords never start that way.
 var selectorRE = regexp.MustCompile(`\b((?:bbs|go|process)_[a-zA-Z0-9_:]*|up)\b(\{[^}]*\})?`)
 
+// matcherRE finds the label names of a selector's matchers.
+var matcherRE = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)`)
+
+// checkSelector reports whether a selector matches series. One whose
+// matchers pick values absent while all is well (result="error" in an
+// alert) must at least name an existing metric with every label it
+// matches on: a typo in a metric or label name never passes. It returns
+// a problem, or "" with a note when only the names could be checked.
+func checkSelector(prom, sel string) (problem, note string) {
+	n, err := promQuery(prom, sel)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("%s: refused: %v", sel, err), ""
+	case n > 0:
+		return "", ""
+	}
+	name, matchers, _ := strings.Cut(sel, "{")
+	if matchers == "" {
+		return fmt.Sprintf("%s: no series", sel), ""
+	}
+	if n, err := promQuery(prom, name); err != nil || n == 0 {
+		return fmt.Sprintf("%s: no series of %s (%v)", sel, name, err), ""
+	}
+	for _, m := range matcherRE.FindAllStringSubmatch(matchers, -1) {
+		if n, err := promQuery(prom, fmt.Sprintf(`%s{%s!=""}`, name, m[1])); err != nil || n == 0 {
+			return fmt.Sprintf("%s: %s has no label %s (%v)", sel, name, m[1], err), ""
+		}
+	}
+	return "", sel + ": no series now; its metric and label names exist"
+}
+
 func selectors(expr string) []string {
 	var out []string
 	for _, m := range selectorRE.FindAllStringSubmatch(expr, -1) {
@@ -255,8 +286,8 @@ func TestPrometheusEvaluatesDashboardAndAlerts(t *testing.T) {
 	// A few more scrapes, so rate() over the load has two samples or more.
 	time.Sleep(3 * time.Second)
 
-	var problems []string
-	queries := 0
+	var problems, notes []string
+	queries, selectorCount := 0, 0
 	check := func(what, expr string, wantData bool) {
 		queries++
 		n, err := promQuery(prom, expr)
@@ -267,31 +298,44 @@ func TestPrometheusEvaluatesDashboardAndAlerts(t *testing.T) {
 			problems = append(problems, fmt.Sprintf("%s: %s: no data", what, expr))
 		}
 	}
+	checkSelectors := func(what, expr string) {
+		sels := selectors(expr)
+		if len(sels) == 0 {
+			problems = append(problems, fmt.Sprintf("%s: no metric selector found in %q", what, expr))
+		}
+		for _, sel := range sels {
+			selectorCount++
+			problem, note := checkSelector(prom, sel)
+			if problem != "" {
+				problems = append(problems, what+": "+problem)
+			}
+			if note != "" {
+				notes = append(notes, what+": "+note)
+			}
+		}
+	}
 	for _, d := range dashboard {
 		expr := grafanaVars(d[1])
 		check("dashboard panel "+d[0], expr, true)
-		for _, sel := range selectors(expr) {
-			check("dashboard panel "+d[0]+", selector", sel, true)
-		}
+		checkSelectors("dashboard panel "+d[0], expr)
 	}
 	for _, a := range alerts {
 		check("alert "+a[0], a[1], false)
-		sels := selectors(a[1])
-		if len(sels) == 0 {
-			problems = append(problems, fmt.Sprintf("alert %s: no metric selector found in %q", a[0], a[1]))
-		}
-		for _, sel := range sels {
-			check("alert "+a[0]+", selector", sel, true)
-		}
+		checkSelectors("alert "+a[0], a[1])
 	}
-	t.Logf("%d queries evaluated (%d dashboard queries, %d alert rules, and each one's selectors)", queries, len(dashboard), len(alerts))
+	t.Logf("%d dashboard queries evaluated, each with data; %d alert expressions evaluated; %d series selectors checked", len(dashboard), len(alerts), selectorCount)
+	for _, n := range notes {
+		t.Log(n)
+	}
 	for _, p := range problems {
 		t.Error(p)
 	}
 
-	// The check can fail: a misspelled name matches nothing.
-	if n, err := promQuery(prom, "bbs_streams_opn"); err != nil || n != 0 {
-		t.Errorf("a misspelled metric name returned %d series (%v): the selector check would not catch typos", n, err)
+	// The check can fail: misspelled names are caught.
+	for _, typo := range []string{"bbs_streams_opn", `bbs_redis_command_duration_seconds_count{reslt="error"}`, `bbs_dependency_up{dependency="redis", instanse="x"}`} {
+		if problem, _ := checkSelector(prom, typo); problem == "" {
+			t.Errorf("selector %s passed the check: typos would not be caught", typo)
+		}
 	}
 
 	// Prometheus itself loaded the rules and evaluates each without error.
