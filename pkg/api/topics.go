@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/bbsboard/bbs/pkg/metrics"
 	"github.com/bbsboard/bbs/pkg/topic"
@@ -55,6 +56,24 @@ func (s *Server) list(c *gin.Context) {
 	c.JSON(http.StatusOK, wire.List{Version: page.Version, Topics: wire.FromTopics(page.Topics)})
 }
 
+// timeWrite records how long a write took the store, transaction and
+// COMMIT included (what GORM's statement timings leave out), in
+// bbs_db_write_duration_seconds. Timed here, at the call, so the store's
+// write path needs nothing of metrics.
+func (s *Server) timeWrite(op string, began time.Time, err error) {
+	result := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, topic.ErrOutcomeUnknown):
+		result = "unknown"
+	case errors.Is(err, topic.ErrUnavailable):
+		result = "unavailable"
+	default:
+		result = "refused"
+	}
+	s.m.DBWrite.WithLabelValues(op, result).Observe(time.Since(began).Seconds())
+}
+
 // idempotencyKeyHeader names the key a client sends with a POST so that
 // it can retry it safely (Go's http.Transport also retries such a request
 // by itself when a kept-alive connection closes under it).
@@ -79,6 +98,7 @@ func (s *Server) create(c *gin.Context) {
 		replayed bool
 		err      error
 	)
+	began := time.Now()
 	if key == "" {
 		var hash []byte
 		token, hash = topic.NewToken()
@@ -89,6 +109,7 @@ func (s *Server) create(c *gin.Context) {
 		token, hash = topic.KeyToken(key)
 		t, changes, replayed, err = s.store.CreateOnce(c.Request.Context(), comment, hash, topic.KeyHash(key))
 	}
+	s.timeWrite("create", began, err)
 	if errors.Is(err, topic.ErrNotFound) {
 		fail(c, http.StatusGone, "deleted", "the topic created with this Idempotency-Key has been deleted since")
 		return
@@ -128,9 +149,11 @@ func (s *Server) update(c *gin.Context) {
 		s.failErr(c, topic.ErrUnauthorized)
 		return
 	}
+	began := time.Now()
 	t, changes, err := s.store.Update(c.Request.Context(), id, comment, func(hash []byte) error {
 		return s.auth.Check(token, hash)
 	})
+	s.timeWrite("update", began, err)
 	if err != nil {
 		s.failErr(c, err)
 		return
@@ -155,9 +178,11 @@ func (s *Server) delete(c *gin.Context) {
 		s.failErr(c, topic.ErrForbidden)
 		return
 	}
+	began := time.Now()
 	changes, err := s.store.Delete(c.Request.Context(), id, purge, func(hash []byte) error {
 		return s.auth.Check(token, hash)
 	})
+	s.timeWrite("delete", began, err)
 	if err != nil {
 		s.failErr(c, err)
 		return

@@ -41,6 +41,7 @@ type Metrics struct {
 	StreamDuration  prometheus.Histogram
 	DeliveryLag     prometheus.Histogram
 	DBDuration      *prometheus.HistogramVec
+	DBWrite         *prometheus.HistogramVec
 	RedisDuration   *prometheus.HistogramVec
 }
 
@@ -101,6 +102,9 @@ func New() *Metrics {
 		DBDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "bbs_db_query_duration_seconds",
 			Help:    "Duration of each SQL statement GORM sends, by GORM operation (create, query, update, delete, row, raw) and result (ok, error). BEGIN and COMMIT are not statements GORM times.",
 			Buckets: callBuckets}, []string{"operation", "result"}),
+		DBWrite: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "bbs_db_write_duration_seconds",
+			Help:    "Duration of each topic write as the API waits for it (its whole transaction: BEGIN, the statements, COMMIT), by operation (create, update, delete) and result (ok; refused: not found, wrong token, key reused; unavailable: nothing written; unknown: COMMIT sent, no answer).",
+			Buckets: requestBuckets}, []string{"operation", "result"}),
 		RedisDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "bbs_redis_command_duration_seconds",
 			Help:    "Duration of each Redis command (or pipeline) by command name and result (ok, error; a missing key is ok). Pub/sub receives are not commands.",
 			Buckets: callBuckets}, []string{"command", "result"}),
@@ -109,7 +113,7 @@ func New() *Metrics {
 		m.StreamsOpen, m.StreamsRejected, m.EventsPublished, m.PublishErrors, m.EventsApplied,
 		m.Resyncs, m.SnapshotLoads, m.ListReads, m.CacheErrors, m.Version, m.DatabaseVersion,
 		m.VersionBehind, m.DependencyUp, m.RateLimitSkipped, m.Requests,
-		m.RequestDuration, m.StreamDuration, m.DeliveryLag, m.DBDuration, m.RedisDuration,
+		m.RequestDuration, m.StreamDuration, m.DeliveryLag, m.DBDuration, m.DBWrite, m.RedisDuration,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {

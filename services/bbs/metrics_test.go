@@ -154,6 +154,12 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 	if got := histCount(w, "bbs_delivery_lag_seconds", nil); got != posts {
 		t.Errorf("writer: bbs_delivery_lag_seconds count = %d, want %d (one per own write)", got, posts)
 	}
+	if got := histCount(w, "bbs_db_write_duration_seconds", map[string]string{"operation": "create", "result": "ok"}); got != posts {
+		t.Errorf("writer: bbs_db_write_duration_seconds{operation=create, result=ok} count = %d, want %d", got, posts)
+	}
+	if got := histCount(w, "bbs_db_write_duration_seconds", map[string]string{"operation": "update"}); got != 0 {
+		t.Errorf("writer: %d updates timed, want 0: an edit without a token never reaches the database", got)
+	}
 	if got := histCount(w, "bbs_db_query_duration_seconds", map[string]string{"operation": "create", "result": "ok"}); got < posts {
 		t.Errorf("writer: bbs_db_query_duration_seconds{operation=create} count = %d, want >= %d", got, posts)
 	}
