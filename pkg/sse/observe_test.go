@@ -50,7 +50,7 @@ func TestBroadcastThenRunsOnceAfterEveryStream(t *testing.T) {
 func TestBehindCountsStalledStreams(t *testing.T) {
 	h := sse.NewHub(64)
 	_, _, healthy := attached(t, h, sse.StreamOptions{}, 0)
-	stalled(t, h, sse.StreamOptions{WriteTimeout: 500 * time.Millisecond})
+	stalled(t, h, sse.StreamOptions{WriteTimeout: 2 * time.Second}) // long enough to be seen behind
 	for v := int64(1); v <= 8; v++ {
 		h.Broadcast(big(v))
 	}
