@@ -33,7 +33,7 @@ test: ## every test of every module but the browser's, with -race, against real 
 
 prom-check: ## deploy/observability checked by Debian's real prometheus: promtool check rules, then every dashboard query and alert selector evaluated against 3 replicas under load (also part of make test)
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { echo "prometheus is needed: apt-get install -y prometheus"; exit 1; }
-	$(GO) test -count=1 -timeout 5m -run '^TestPrometheus' -v ./services/deploytest
+	$(GO) test -count=1 -timeout 5m -run '^(TestPrometheus|TestPodMonitor)' -v ./services/deploytest
 
 e2e: ## the page in headless Chromium against real replicas behind a load balancer; screenshots in screenshots/
 	$(GO) test -count=1 -timeout 15m ./services/e2e/...
