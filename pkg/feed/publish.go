@@ -26,7 +26,7 @@ func (f *Feed) Publish(changes []topic.Change) {
 		}
 		f.mu.Lock()
 		had := f.ready && c.Version <= f.version
-		f.offerLocked(c)
+		f.offerLocked(c, fromWrite)
 		behind := f.ready && f.version < c.Version
 		f.mu.Unlock()
 		switch {

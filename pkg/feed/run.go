@@ -78,7 +78,7 @@ func (f *Feed) onNotice(msg []byte) {
 		f.requestSync("notice far ahead")
 		return
 	}
-	f.offer(n.Change())
+	f.offer(n.Change(), fromBus)
 }
 
 // pruneFloor is the oldest change-log entry this replica knows to be

@@ -83,7 +83,7 @@ func (f *Feed) sync(ctx context.Context, reason string) {
 			}
 		}
 		for _, c := range h.Changes {
-			f.offerLocked(c)
+			f.offerLocked(c, fromLog)
 		}
 		f.mu.Unlock()
 	default:

@@ -39,7 +39,7 @@ type Metrics struct {
 
 	RequestDuration *prometheus.HistogramVec
 	StreamDuration  prometheus.Histogram
-	DeliveryLag     prometheus.Histogram
+	DeliveryLag     *prometheus.HistogramVec
 	DBDuration      *prometheus.HistogramVec
 	DBWrite         *prometheus.HistogramVec
 	RedisDuration   *prometheus.HistogramVec
@@ -96,9 +96,9 @@ func New() *Metrics {
 			Buckets: requestBuckets}, []string{"route", "method", "class"}),
 		StreamDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "bbs_stream_duration_seconds",
 			Help: "How long accepted SSE streams stayed open, observed when they end.", Buckets: streamBuckets}),
-		DeliveryLag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "bbs_delivery_lag_seconds",
-			Help:    "Time from a change's COMMIT (as the writing replica saw it return, by its clock) to its frame having been handed to every stream's socket on this replica (written, or queued for a stream that is behind), for this replica's own writes and for notices from the bus alike. Changes learned from the change log or a snapshot carry no commit time and are not observed; bbs_resyncs_total counts those catch-ups.",
-			Buckets: lagBuckets}),
+		DeliveryLag: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "bbs_delivery_lag_seconds",
+			Help:    "Time from a change's COMMIT (as the writing replica saw it return, by its clock) to its frame having been handed to every stream's socket on this replica (written, or queued for a stream that is behind), by origin: local (this replica's own write) or bus (another replica's notice). Changes learned from the change log or a snapshot carry no commit time and are not observed; bbs_resyncs_total counts those catch-ups.",
+			Buckets: lagBuckets}, []string{"origin"}),
 		DBDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "bbs_db_query_duration_seconds",
 			Help:    "Duration of each SQL statement GORM sends, by GORM operation (create, query, update, delete, row, raw) and result (ok, error). BEGIN and COMMIT are not statements GORM times.",
 			Buckets: callBuckets}, []string{"operation", "result"}),
@@ -126,6 +126,9 @@ func New() *Metrics {
 	}
 	for _, reason := range []string{"gap", "check", "resubscribed"} {
 		m.Resyncs.WithLabelValues(reason)
+	}
+	for _, origin := range []string{"local", "bus"} {
+		m.DeliveryLag.WithLabelValues(origin)
 	}
 	for _, source := range []string{SourceWindow, SourceDatabase} {
 		m.ListReads.WithLabelValues(source)

@@ -159,8 +159,11 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 			}
 		}
 	}
-	if got := histCount(w, "bbs_delivery_lag_seconds", nil); got != posts {
-		t.Errorf("writer: bbs_delivery_lag_seconds count = %d, want %d (one per own write)", got, posts)
+	if got := histCount(w, "bbs_delivery_lag_seconds", map[string]string{"origin": "local"}); got != posts {
+		t.Errorf("writer: bbs_delivery_lag_seconds{origin=local} count = %d, want %d (one per own write)", got, posts)
+	}
+	if got := histCount(w, "bbs_delivery_lag_seconds", map[string]string{"origin": "bus"}); got != 0 {
+		t.Errorf("writer: bbs_delivery_lag_seconds{origin=bus} count = %d, want 0 (its own notices come back and are dropped)", got)
 	}
 	if got := histCount(w, "bbs_db_write_duration_seconds", map[string]string{"operation": "create", "result": "ok"}); got != posts {
 		t.Errorf("writer: bbs_db_write_duration_seconds{operation=create, result=ok} count = %d, want %d", got, posts)
@@ -191,10 +194,13 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 	// The reader: the lag of every change it got from the bus, its streams
 	// open and not in the request histogram.
 	r := reader.waitMetric(t, "lag observed for every notice", func(f map[string]*dto.MetricFamily) bool {
-		return histCount(f, "bbs_delivery_lag_seconds", nil) >= posts
+		return histCount(f, "bbs_delivery_lag_seconds", map[string]string{"origin": "bus"}) >= posts
 	})
-	if got := histCount(r, "bbs_delivery_lag_seconds", nil); got != posts {
-		t.Errorf("reader: bbs_delivery_lag_seconds count = %d, want %d (one per notice)", got, posts)
+	if got := histCount(r, "bbs_delivery_lag_seconds", map[string]string{"origin": "bus"}); got != posts {
+		t.Errorf("reader: bbs_delivery_lag_seconds{origin=bus} count = %d, want %d (one per notice)", got, posts)
+	}
+	if got := histCount(r, "bbs_delivery_lag_seconds", map[string]string{"origin": "local"}); got != 0 {
+		t.Errorf("reader: bbs_delivery_lag_seconds{origin=local} count = %d, want 0: it wrote nothing", got)
 	}
 	if got := value(r, "bbs_streams_open", nil); got != streams {
 		t.Errorf("reader: bbs_streams_open = %v, want %d", got, streams)
