@@ -18,7 +18,7 @@ export GOTOOLCHAIN ?= go1.26.10
 .DEFAULT_GOAL := help
 LB_PORT  ?= 8080
 LB_TLS_PORT ?= 8443
-.PHONY: help run build test e2e bench lint fmt vet staticcheck vulncheck migrate clean cluster cluster-down nginx-conf
+.PHONY: help run build test e2e bench lint fmt vet staticcheck vulncheck migrate clean cluster cluster-down nginx-conf prom-check
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,6 +31,10 @@ build: ## build bin/bbs (static, version stamped)
 
 test: ## every test of every module but the browser's, with -race, against real Postgres and Redis
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list work | grep -v /services/e2e)
+
+prom-check: ## deploy/observability checked by Debian's real prometheus: promtool check rules, then every dashboard query and alert selector evaluated against 3 replicas under load (also part of make test)
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { echo "prometheus is needed: apt-get install -y prometheus"; exit 1; }
+	$(GO) test -count=1 -timeout 5m -run '^(TestPrometheus|TestPodMonitor)' -v ./services/deploytest
 
 e2e: ## the page in headless Chromium against real replicas behind a load balancer; screenshots in screenshots/
 	$(GO) test -count=1 -timeout 15m ./services/e2e/...

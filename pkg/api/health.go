@@ -40,6 +40,13 @@ func (s *Server) readyz(c *gin.Context) {
 	c.JSON(code, gin.H{"status": status})
 }
 
+// Ready reports whether the replica is ready: neither starting nor
+// draining (for the bbs_ready gauge).
+func (s *Server) Ready() bool {
+	code, _ := s.readiness()
+	return code == http.StatusOK
+}
+
 // readiness is 503 "draining" or "starting", or 200 "ok".
 func (s *Server) readiness() (int, string) {
 	switch {

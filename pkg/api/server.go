@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -174,16 +173,17 @@ func (w *drainWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 func (w *drainWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// common stamps every response with the replica and counts it by route.
+// common stamps every response with the replica and the request's id,
+// then counts, times and logs it (see observe).
 func (s *Server) common(c *gin.Context) {
+	began := time.Now()
+	id := requestID(c.Request)
+	c.Set(requestIDKey, id)
+	c.Header(requestIDHeader, id)
 	c.Header("X-Replica", s.cfg.Replica)
 	c.Header("X-Content-Type-Options", "nosniff")
 	c.Next()
-	route := c.FullPath()
-	if route == "" {
-		route = "unmatched"
-	}
-	s.m.Requests.WithLabelValues(route, strconv.Itoa(c.Writer.Status())).Inc()
+	s.observe(c, began)
 }
 
 // recover turns a panic into a 500 with the standard error body; the

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"encoding/json"
@@ -84,12 +86,21 @@ func (s *Server) stream(c *gin.Context) {
 	// from here on the stream reads only to notice the client leaving.
 	_ = conn.SetReadDeadline(time.Time{})
 	s.m.StreamsOpen.Inc()
+	// From here on the request is a stream: the middleware neither times
+	// nor logs it; it is timed and logged once, when it ends.
+	c.Set(streamKey, true)
+	info, opened := requestInfoOf(c, s.cfg.TrustedProxies), time.Now()
+	var status atomic.Int32
+	status.Store(http.StatusOK)
 	st, err := s.hub.NewStream(conn, sse.StreamOptions{
 		WriteTimeout: s.cfg.WriteTimeout,
 		Resync:       s.resync,
 		OnClose: func() {
 			release()
 			s.m.StreamsOpen.Dec()
+			took := time.Since(opened)
+			s.m.StreamDuration.Observe(took.Seconds())
+			s.accessLog(context.Background(), slog.LevelInfo, "stream ended", info, int(status.Load()), took)
 		},
 	})
 	if err != nil {
@@ -97,12 +108,14 @@ func (s *Server) stream(c *gin.Context) {
 		s.m.StreamsOpen.Dec()
 		writeUnavailable(conn, s.cfg.Replica)
 		conn.Close()
+		s.accessLog(c.Request.Context(), slog.LevelInfo, "request", info, http.StatusServiceUnavailable, time.Since(opened))
 		return
 	}
 	head := streamHead(c.Writer.Header())
 	if err := s.feed.Attach(c.Request.Context(), st, lastID, resume, head, sse.Retry(s.cfg.Retry.Milliseconds())); err != nil {
 		// Starting or shutting down since the checks above: nothing was
 		// written yet, so the client gets an ordinary 503.
+		status.Store(http.StatusServiceUnavailable)
 		writeUnavailable(conn, s.cfg.Replica)
 		st.Close()
 	}

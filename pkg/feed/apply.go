@@ -15,13 +15,20 @@ import (
 // duplicate one is dropped, one that came early waits in pending for those
 // before it. If they do not come within GapWait, the run loop reads them
 // from the change log.
-func (f *Feed) offer(c topic.Change) {
+func (f *Feed) offer(c topic.Change, origin string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.offerLocked(c)
+	f.offerLocked(c, origin)
 }
 
-func (f *Feed) offerLocked(c topic.Change) {
+// Where an offered change came from, for the delivery-lag metric.
+const (
+	fromWrite = "local" // this replica's own write (Publish)
+	fromBus   = "bus"   // another replica's notice
+	fromLog   = "log"   // the change log: no commit time, not observed
+)
+
+func (f *Feed) offerLocked(c topic.Change, origin string) {
 	f.offers++
 	if !f.ready || c.Version <= f.version {
 		// Before the first load, the load itself plus the catch-up that
@@ -38,19 +45,19 @@ func (f *Feed) offerLocked(c topic.Change) {
 	if c.Version > f.version+1 {
 		if len(f.pending) < f.cfg.Backlog {
 			// Beyond that many, the catch-up reads them from the log anyway.
-			f.pending[c.Version] = early{c, f.offers}
+			f.pending[c.Version] = early{c, f.offers, origin}
 		}
 		f.armGapLocked()
 		return
 	}
-	f.applyLocked(c)
+	f.applyLocked(c, origin)
 	for {
 		next, ok := f.pending[f.version+1]
 		if !ok {
 			break
 		}
 		delete(f.pending, next.Version)
-		f.applyLocked(next.Change)
+		f.applyLocked(next.Change, next.origin)
 	}
 	if len(f.pending) == 0 && f.gapTimer != nil {
 		f.gapTimer.Stop()
@@ -103,7 +110,7 @@ func (f *Feed) dropAppliedLocked() {
 
 // applyLocked applies the change that follows f.version, encodes its SSE
 // frame once and hands the same bytes to every stream.
-func (f *Feed) applyLocked(c topic.Change) {
+func (f *Feed) applyLocked(c topic.Change, origin string) {
 	switch c.Kind {
 	case topic.Created:
 		i, found := slices.BinarySearchFunc(f.topics, c.Topic.ID, byIDDesc)
@@ -147,7 +154,19 @@ func (f *Feed) applyLocked(c topic.Change) {
 		fill = c.Fill.ID
 	}
 	f.ring.push(frame, id, fill)
-	f.hub.Broadcast(frame)
+	if c.Committed.IsZero() {
+		// Read from the change log: when it committed is not known here,
+		// and the catch-up is counted in bbs_resyncs_total instead.
+		f.hub.Broadcast(frame)
+	} else {
+		committed := c.Committed
+		lag := f.m.DeliveryLag.WithLabelValues(origin)
+		f.hub.BroadcastThen(frame, func() {
+			// Clocks of two hosts may disagree by more than the lag itself:
+			// a notice from the future counts as no lag, not a negative one.
+			lag.Observe(max(time.Since(committed), 0).Seconds())
+		})
+	}
 	f.m.EventsApplied.Inc()
 	f.m.Version.Set(float64(f.version))
 	f.cond.Broadcast()

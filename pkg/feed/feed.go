@@ -126,10 +126,11 @@ func New(cfg Config, log *slog.Logger, db Log, bus Bus, cache Cache, hub *sse.Hu
 }
 
 // early is a change that arrived before the ones it follows, with the
-// number of the offer that brought it.
+// number of the offer that brought it and where it came from.
 type early struct {
 	topic.Change
-	offer uint64
+	offer  uint64
+	origin string
 }
 
 // Limit is the window size.

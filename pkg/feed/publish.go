@@ -14,11 +14,19 @@ import (
 // and queues them for the bus. It never blocks the write that made them:
 // if the queue is full the notice is dropped and the other replicas find
 // the change through their periodic check.
+//
+// Changes without a commit time are stamped now: the caller hands them
+// over as soon as COMMIT returned, and the stamp travels with the bus
+// notice so every replica can measure its delivery lag from it.
 func (f *Feed) Publish(changes []topic.Change) {
+	now := time.Now()
 	for _, c := range changes {
+		if c.Committed.IsZero() {
+			c.Committed = now
+		}
 		f.mu.Lock()
 		had := f.ready && c.Version <= f.version
-		f.offerLocked(c)
+		f.offerLocked(c, fromWrite)
 		behind := f.ready && f.version < c.Version
 		f.mu.Unlock()
 		switch {

@@ -78,7 +78,7 @@ func (f *Feed) onNotice(msg []byte) {
 		f.requestSync("notice far ahead")
 		return
 	}
-	f.offer(n.Change())
+	f.offer(n.Change(), fromBus)
 }
 
 // pruneFloor is the oldest change-log entry this replica knows to be
@@ -106,6 +106,7 @@ func (f *Feed) load(ctx context.Context) {
 			f.replaceLocked(page)
 			f.ready = true
 			f.mu.Unlock()
+			f.m.SnapshotLoads.WithLabelValues("start", source).Inc()
 			f.log.Info("board loaded", "version", page.Version, "topics", len(page.Topics), "from", source)
 			if source == "database" {
 				f.storeCache(ctx)

@@ -43,6 +43,7 @@ func (f *Feed) sync(ctx context.Context, reason string) {
 			f.mu.Unlock()
 			if replaced {
 				f.m.Resyncs.WithLabelValues(reason + "/cache").Inc()
+				f.m.SnapshotLoads.WithLabelValues(reason, "cache").Inc()
 			}
 		}
 		f.log.Warn("catch up: change log unreadable", "reason", reason, "err", err)
@@ -82,7 +83,7 @@ func (f *Feed) sync(ctx context.Context, reason string) {
 			}
 		}
 		for _, c := range h.Changes {
-			f.offerLocked(c)
+			f.offerLocked(c, fromLog)
 		}
 		f.mu.Unlock()
 	default:
@@ -141,14 +142,17 @@ func crossesReset(changes []topic.Change) bool {
 // history (so replicas don't all hit Postgres), else from the database.
 func (f *Feed) snapshotFrom(ctx context.Context, reason string, h topic.History) {
 	page, ok := f.cachedPage(ctx)
+	source := "cache"
 	if !ok || page.Version != h.Head || page.Stamp != h.HeadStamp {
 		var err error
 		if page, err = f.db.Page(ctx, 0, f.cfg.Limit); err != nil {
 			f.log.Warn("catch up: reload", "reason", reason, "err", err)
 			return
 		}
+		source = "database"
 	}
 	f.m.Resyncs.WithLabelValues(reason + "/snapshot").Inc()
+	f.m.SnapshotLoads.WithLabelValues(reason, source).Inc()
 	f.mu.Lock()
 	f.replaceLocked(page)
 	f.mu.Unlock()
@@ -171,6 +175,7 @@ func (f *Feed) rebase(ctx context.Context, reason string, from int64, h topic.Hi
 	f.log.Warn("database history differs from this replica's: adopted the database's board in a new history",
 		"reason", reason, "replica_version", from, "database_version", h.Head, "new_version", page.Version)
 	f.m.Resyncs.WithLabelValues(reason + "/rebase").Inc()
+	f.m.SnapshotLoads.WithLabelValues(reason+"/rebase", "database").Inc()
 	f.mu.Lock()
 	f.replaceLocked(page)
 	f.mu.Unlock()
@@ -205,7 +210,10 @@ func (f *Feed) check(ctx context.Context) {
 	}
 	f.mu.Lock()
 	off := f.ready && (latest != f.version || stamp != f.stamp)
+	behind := max(latest-f.version, 0)
 	f.mu.Unlock()
+	f.m.DatabaseVersion.Set(float64(latest))
+	f.m.VersionBehind.Set(float64(behind))
 	if off {
 		f.requestSync("check")
 		return

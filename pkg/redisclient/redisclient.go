@@ -11,6 +11,7 @@ import (
 
 	"github.com/bbsboard/bbs/pkg/redact"
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // Client is a connected client and what kind of deployment it talks to.
@@ -24,6 +25,11 @@ type Client struct {
 
 // Short timeouts: a Redis outage must cost a write milliseconds, not the
 // library's default seconds, and pub/sub loss is repaired by versions.
+// No client sends CLIENT SETINFO (DisableIdentity) or CLIENT
+// MAINT_NOTIFICATIONS (Redis Enterprise's maintenance notices; Sentinel
+// clients never do) on connect: servers that lack them refuse them, which
+// cost every new connection a failed round trip and showed as Redis
+// errors in the metrics, where an alert would take them for an outage.
 // Every client also honours its callers' context deadlines
 // (ContextTimeoutEnabled): without it go-redis ignores them, and a Redis
 // that accepts and never answers holds each call for the full ioTimeout
@@ -72,6 +78,8 @@ func parse(url string) (*Client, error) {
 		// down that costs every call half a second.
 		opt.DialerRetries = 1
 		opt.ContextTimeoutEnabled = true
+		opt.DisableIdentity = true
+		opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 		return &Client{UniversalClient: redis.NewClient(opt)}, nil
 	case "+sentinel":
 		opt, err := redis.ParseFailoverURL(base + rest)
@@ -81,6 +89,7 @@ func parse(url string) (*Client, error) {
 		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.MaxRetries = dialTimeout, ioTimeout, ioTimeout, 1
 		opt.DialerRetries = 1
 		opt.ContextTimeoutEnabled = true
+		opt.DisableIdentity = true
 		return &Client{UniversalClient: redis.NewFailoverClient(opt)}, nil
 	case "+cluster":
 		opt, err := redis.ParseClusterURL(base + rest)
@@ -90,6 +99,8 @@ func parse(url string) (*Client, error) {
 		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.MaxRetries = dialTimeout, ioTimeout, ioTimeout, 1
 		opt.DialerRetries = 1
 		opt.ContextTimeoutEnabled = true
+		opt.DisableIdentity = true
+		opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 		return &Client{UniversalClient: redis.NewClusterClient(opt), Cluster: true}, nil
 	}
 	return nil, errors.New("unknown scheme: want redis, rediss, redis+sentinel or redis+cluster")

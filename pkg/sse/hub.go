@@ -35,6 +35,7 @@ type Hub struct {
 	streams   atomic.Int64
 	overflows atomic.Int64
 	delivered atomic.Int64
+	behind    atomic.Int64 // streams whose own writer is catching up
 }
 
 // NewHub returns a hub whose streams may each have at most queue frames
@@ -56,6 +57,20 @@ type message struct {
 	frame   Frame
 	goodbye func() Frame
 	kill    bool
+	handed  *handed // nil: nobody waits to hear the frame went out
+}
+
+// handed runs then once the last shard has offered a frame to each of its
+// streams.
+type handed struct {
+	shards atomic.Int32
+	then   func()
+}
+
+func (h *handed) shardDone() {
+	if h != nil && h.shards.Add(-1) == 0 {
+		h.then()
+	}
 }
 
 // yieldEvery is how many streams a shard writes to before it lets other
@@ -112,6 +127,7 @@ func (sh *shard) run() {
 		if delivered > 0 {
 			sh.hub.delivered.Add(int64(delivered))
 		}
+		m.handed.shardDone()
 	}
 }
 
@@ -120,6 +136,18 @@ func (sh *shard) run() {
 func (h *Hub) Broadcast(f Frame) {
 	for _, sh := range h.shards {
 		sh.in <- message{frame: f}
+	}
+}
+
+// BroadcastThen is Broadcast, and runs then (on a fan-out goroutine; it
+// must be quick) once every stream has been handed f: written to its
+// socket, or queued for a stream that is behind. The feed measures
+// delivery lag with it.
+func (h *Hub) BroadcastThen(f Frame, then func()) {
+	hd := &handed{then: then}
+	hd.shards.Store(int32(len(h.shards)))
+	for _, sh := range h.shards {
+		sh.in <- message{frame: f, handed: hd}
 	}
 }
 
@@ -152,6 +180,10 @@ func (h *Hub) Queue() int { return h.queue }
 
 // Overflows counts streams that fell a whole queue behind.
 func (h *Hub) Overflows() int64 { return h.overflows.Load() }
+
+// Behind is the number of streams whose client is behind right now: their
+// socket was full, and a writer of their own is finishing the writes.
+func (h *Hub) Behind() int { return int(h.behind.Load()) }
 
 // Delivered counts event frames (not heartbeats) handed to the kernel
 // without waiting; frames a stream's own writer sends are counted by it.

@@ -181,8 +181,23 @@ func (s *Stream) end(goodbye Frame) (dead bool) {
 
 func (s *Stream) startWriterLocked() {
 	if !s.writing && len(s.pending) > 0 {
-		s.writing = true
+		s.setWritingLocked(true)
 		go s.write()
+	}
+}
+
+// setWritingLocked hands the socket to the stream's own writer (the client
+// is behind) or back to the shard, keeping the hub's count of streams
+// behind.
+func (s *Stream) setWritingLocked(w bool) {
+	if s.writing == w {
+		return
+	}
+	s.writing = w
+	if w {
+		s.hub.behind.Add(1)
+	} else {
+		s.hub.behind.Add(-1)
 	}
 }
 
@@ -194,13 +209,14 @@ func (s *Stream) write() {
 	for {
 		s.mu.Lock()
 		if s.dead {
-			s.writing = false
+			s.setWritingLocked(false)
 			s.mu.Unlock()
 			return
 		}
 		if len(s.pending) == 0 {
 			switch {
 			case s.ending:
+				s.setWritingLocked(false)
 				s.mu.Unlock()
 				s.kill()
 				return
@@ -209,11 +225,14 @@ func (s *Stream) write() {
 				s.mu.Unlock()
 				if s.opts.Resync == nil || s.opts.Resync(s, last) != nil {
 					s.kill()
+					s.mu.Lock()
+					s.setWritingLocked(false)
+					s.mu.Unlock()
 					return
 				}
 				continue
 			}
-			s.writing = false
+			s.setWritingLocked(false)
 			if cap(s.pending) > 8 {
 				s.pending = nil // a burst is over; an idle stream keeps no queue
 			}
@@ -248,7 +267,7 @@ func (s *Stream) write() {
 		if err != nil {
 			s.kill()
 			s.mu.Lock()
-			s.writing = false
+			s.setWritingLocked(false)
 			s.mu.Unlock()
 			return
 		}

@@ -63,6 +63,10 @@ type Change struct {
 	// Redacted marks a logged change whose text was removed because its
 	// topic (or its fill) was deleted since: it can no longer be replayed.
 	Redacted bool
+	// Committed is when the writing replica saw the COMMIT return, for
+	// measuring delivery lag; zero when unknown (a change read from the
+	// change log, or a notice from a replica that does not send it).
+	Committed time.Time
 }
 
 // Page is a run of topics, newest first, read at one version. Stamp is the

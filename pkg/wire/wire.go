@@ -81,11 +81,19 @@ type Notice struct {
 	Topic   *Topic     `json:"t,omitempty"`
 	Fill    *Topic     `json:"f,omitempty"`
 	Stamp   int64      `json:"s,omitempty"`
+	// Committed is when the writer saw the COMMIT return, in Unix
+	// microseconds (0 or absent: unknown, as in notices from replicas
+	// that predate it). It only feeds the delivery-lag metric: nothing
+	// about applying the change depends on it or on clocks agreeing.
+	Committed int64 `json:"c,omitempty"`
 }
 
 // NoticeOf converts a committed change to its bus notice.
 func NoticeOf(c topic.Change) Notice {
 	n := Notice{Version: c.Version, Kind: c.Kind, ID: c.ID, Stamp: c.Stamp, Fill: fromOptional(c.Fill)}
+	if !c.Committed.IsZero() {
+		n.Committed = c.Committed.UnixMicro()
+	}
 	if c.Kind == topic.Created || c.Kind == topic.Updated {
 		t := FromTopic(c.Topic)
 		n.Topic = &t
@@ -122,6 +130,9 @@ func (n Notice) Validate() error {
 // Change converts a notice back to the change it announces.
 func (n Notice) Change() topic.Change {
 	c := topic.Change{Version: n.Version, Kind: n.Kind, ID: n.ID, Stamp: n.Stamp}
+	if n.Committed > 0 {
+		c.Committed = time.UnixMicro(n.Committed)
+	}
 	if n.Topic != nil {
 		c.Topic = n.Topic.Domain()
 	}

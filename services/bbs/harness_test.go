@@ -32,6 +32,16 @@ type replica struct {
 	Internal string // the internal listener (metrics, readiness details); "" when unknown
 	cancel   context.CancelFunc
 	done     chan error
+
+	logMu sync.Mutex
+	logs  []string // every line the replica logged, in order
+}
+
+// logLines is what the replica has logged so far.
+func (r *replica) logLines() []string {
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	return append([]string(nil), r.logs...)
 }
 
 // cluster is the shared configuration of a test's replicas: one Postgres
@@ -105,6 +115,9 @@ func startReplica(t *testing.T, id string, m map[string]string) *replica {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
+			r.logMu.Lock()
+			r.logs = append(r.logs, sc.Text())
+			r.logMu.Unlock()
 			var line struct {
 				Msg, Addr, Level string
 				Internal         string `json:"internal_addr"`

@@ -40,6 +40,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	log.Info("starting", "version", version, "config", cfg)
 
 	m := metrics.New()
+	m.BuildInfo(version)
 	batches := m.Histogram("bbs_write_batch_size", "Creates committed together in one transaction (group commit).",
 		prometheus.ExponentialBuckets(1, 2, 9))
 	// The store announces every change once it has committed, to the feed,
@@ -55,6 +56,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	defer st.Close()
 
 	m.CounterFunc("bbs_db_queries_total", "SQL statements sent to the database.", func() float64 { return float64(st.Queries()) })
+	// Statement timings, registered from here as a GORM plugin so the
+	// store's code stays free of metrics.
+	if err := st.DB().Use(m.GormPlugin()); err != nil {
+		return fmt.Errorf("database metrics: %w", err)
+	}
 	checks := map[string]api.Check{"database": st.Ping}
 	var (
 		bus feed.Bus   = broker.NewMemory()
@@ -68,6 +74,10 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		}
 		rdb = client
 		defer rdb.Close()
+		// Every command the bus, the cache, the limiters and the checks
+		// send is timed (the hook sees the client's own commands only:
+		// pub/sub receives are not timed).
+		rdb.AddHook(m.RedisHook())
 		bus = broker.NewRedis(rdb, cfg.RedisPrefix+":changes", client.Cluster)
 		shc = cache.NewRedis(rdb, cfg.RedisPrefix+":snapshot")
 		checks["redis"] = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
@@ -80,6 +90,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	// stuck in a write (and never gets to notice) is counted too.
 	m.CounterFunc("bbs_events_delivered_total", "Event frames written to SSE streams.", func() float64 { return float64(hub.Delivered()) })
 	m.CounterFunc("bbs_stream_overflows_total", "Streams whose bounded queue overflowed (resynced or cut off).", func() float64 { return float64(hub.Overflows()) })
+	m.GaugeFunc("bbs_streams_behind", "Streams whose client is behind right now: its socket was full and the stream's own writer is catching up (a new stream counts while its snapshot goes out).", func() float64 { return float64(hub.Behind()) })
 	fd = feed.New(feed.Config{
 		Limit:      cfg.SnapshotLimit,
 		Heartbeat:  cfg.Heartbeat,
@@ -98,6 +109,13 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		StreamLimiter:       streamLimiter,
 		SchemaCheck:         schemaCheck(st),
 	}, log, st, fd, hub, topic.NewAuthorizer(cfg.AdminToken), m, checks)
+
+	m.GaugeFunc("bbs_ready", "1 when this replica is ready (its public /readyz answers 200), 0 while it starts or drains.", func() float64 {
+		if srv.Ready() {
+			return 1
+		}
+		return 0
+	})
 
 	feedCtx, stopFeed := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopFeed()
