@@ -14,7 +14,7 @@ GOVULNCHECK_VERSION := v1.9.0
 # The vulnerability database, from the golang.org/x/vulndb module (vuln.go.dev
 # cannot be reached from where this is built): bump it to pick up new reports.
 VULNDB_VERSION      := v0.0.0-20261105234957-e22db6528018
-MODULES  := pkg services/bbs services/deploytest services/e2e services/loadgen services/soak
+MODULES  := pkg services/bbs services/deploytest services/e2e services/imagetest services/loadgen services/soak
 
 # Go 1.26.10 carries security fixes to the standard library that 1.26.8 lacks
 # (govulncheck finds them). The go command fetches it once from the module
@@ -23,7 +23,7 @@ export GOTOOLCHAIN ?= go1.26.10
 
 .DEFAULT_GOAL := help
 LB_PORT  ?= 8080
-.PHONY: help run build test e2e bench lint fmt vet staticcheck vulncheck migrate clean cluster cluster-down nginx-conf
+.PHONY: help run build test image-test e2e bench lint fmt vet staticcheck vulncheck migrate clean cluster cluster-down nginx-conf
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,8 +34,11 @@ run: build ## one replica on http://localhost:8080: embedded SQLite (bbs.db), in
 build: ## build bin/bbs (static, version stamped)
 	CGO_ENABLED=0 $(GO) build -tags '$(GOTAGS)' -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/bbs ./services/bbs
 
-test: ## every test of every module but the browser's, with -race, against real Postgres and Redis
-	$(GO) test -tags '$(GOTAGS)' -race -count=1 -timeout 20m $$($(GO) list work | grep -v /services/e2e)
+test: ## every test of every module but the browser's and the image's, with -race, against real Postgres and Redis
+	$(GO) test -tags '$(GOTAGS)' -race -count=1 -timeout 20m $$($(GO) list work | grep -v -e /services/e2e -e /services/imagetest)
+
+image-test: ## build the Dockerfile with podman (local base images) and run 3 hardened containers against Postgres and Redis (root; apt-get install -y podman runc debootstrap)
+	$(GO) test -tags '$(GOTAGS)' -count=1 -timeout 30m -v ./services/imagetest/...
 
 e2e: ## the page in headless Chromium against real replicas behind a load balancer; screenshots in screenshots/
 	$(GO) test -tags '$(GOTAGS)' -count=1 -timeout 15m ./services/e2e/...
