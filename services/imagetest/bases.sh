@@ -83,14 +83,16 @@ if [ "$(podman image inspect --format '{{index .Labels "bbs.go"}}' "$GOLANG" 2>/
   # podman import refuses a path twice in one stream, so the extras name
   # only what the Debian tree lacks (a directory without its contents).
   extras=()
-  for d in etc/ssl etc/ssl/certs; do [ -d "$rootfs/$d" ] || extras+=("$d"); done
+  for d in etc/ssl etc/ssl/certs; do [ -d "$rootfs/$d" ] || extras+=("./$d"); done
   say "importing $GOLANG ($gover from $goroot)"
   # One tar stream: the cached Debian tree, then the CA bundle and /go, then
-  # GOROOT renamed to usr/local/go (the transform matches only its name).
+  # GOROOT renamed to ./usr/local/go. tar applies --transform to every
+  # member, so all the others are named "./..." and cannot match it, even
+  # when GOROOT's own name is "go" (/usr/local/go).
   base=$(basename "$goroot")
   tar -c --numeric-owner -C "$rootfs" . \
-      -C "$stage/golang" --no-recursion "${extras[@]}" --recursion etc/ssl/certs/ca-certificates.crt go \
-      -C "$(dirname "$goroot")" --transform "s,^$base,usr/local/go," "$base" |
+      -C "$stage/golang" --no-recursion "${extras[@]}" --recursion ./etc/ssl/certs/ca-certificates.crt ./go \
+      -C "$(dirname "$goroot")" --transform "s,^$base,./usr/local/go," "$base" |
     podman import \
       --change 'ENV PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
       --change 'ENV GOPATH=/go' --change 'ENV GOTOOLCHAIN=local' \
