@@ -93,7 +93,7 @@ if [ "$(podman image inspect --format '{{index .Labels "bbs.go"}}' "$GOLANG" 2>/
   tar -c --numeric-owner -C "$rootfs" . \
       -C "$stage/golang" --no-recursion "${extras[@]}" --recursion ./etc/ssl/certs/ca-certificates.crt ./go \
       -C "$(dirname "$goroot")" --transform "s,^$base,./usr/local/go," "$base" |
-    podman import \
+    podman import --quiet \
       --change 'ENV PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
       --change 'ENV GOPATH=/go' --change 'ENV GOTOOLCHAIN=local' \
       --change 'WORKDIR /go' --change 'CMD ["bash"]' \
@@ -122,7 +122,7 @@ GROUP
   chmod 700 "$r/root"
   chown 65532:65532 "$r/home/nonroot"
   tar -c --numeric-owner -C "$r" . |
-    podman import \
+    podman import --quiet \
       --change 'USER 65532' --change 'WORKDIR /home/nonroot' \
       --change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin' \
       --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
