@@ -144,20 +144,41 @@ func TestImage(t *testing.T) {
 	if got := post(t, ctx, replicas[0].http, comment); got != replicas[0].name {
 		t.Errorf("POST answered by X-Replica %q, want %q", got, replicas[0].name)
 	}
+	waitForPost(t, events, comment, replicas[0].name, replicas[2].name)
+
+	// The engine stops a replica as compose and the kubelet do: SIGTERM to
+	// PID 1 (bbs itself: no init, no shell), SIGKILL after the grace. It
+	// must drain and exit 0 well within it: a binary that ignored SIGTERM as
+	// PID 1 would be killed at the deadline instead (exit 137).
+	phase = time.Now()
+	pm.must(ctx, "stop", "--time", "35", replicas[1].name)
+	if code := pm.must(ctx, "inspect", "--format", "{{.State.ExitCode}}", replicas[1].name); code != "0" {
+		t.Errorf("%s exited %s after SIGTERM, want 0", replicas[1].name, code)
+	}
+	if took := time.Since(phase); took > 30*time.Second {
+		t.Errorf("%s took %v to stop on SIGTERM", replicas[1].name, took)
+	}
+	t.Logf("%s stopped on SIGTERM (exit 0) in %v", replicas[1].name, time.Since(phase).Round(100*time.Millisecond))
+	t.Logf("image-test took %v", time.Since(start).Round(time.Second))
+}
+
+// waitForPost reads the stream until the topic posted with comment
+// arrives, or fails after 15 s.
+func waitForPost(t *testing.T, events <-chan event, comment, from, to string) {
+	t.Helper()
 	deadline := time.After(15 * time.Second)
 	for {
 		select {
 		case ev, ok := <-events:
 			if !ok {
-				t.Fatalf("the stream on %s ended before the post arrived", replicas[2].name)
+				t.Fatalf("the stream on %s ended before the post arrived", to)
 			}
 			if ev.name == "topic.created" && strings.Contains(ev.data, comment) {
-				t.Logf("the post on %s reached the stream on %s", replicas[0].name, replicas[2].name)
-				t.Logf("image-test took %v", time.Since(start).Round(time.Second))
+				t.Logf("the post on %s reached the stream on %s", from, to)
 				return
 			}
 		case <-deadline:
-			t.Fatalf("the post on %s did not reach the stream on %s within 15s", replicas[0].name, replicas[2].name)
+			t.Fatalf("the post on %s did not reach the stream on %s within 15s", from, to)
 		}
 	}
 }
