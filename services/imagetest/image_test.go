@@ -6,6 +6,7 @@ import (
 	"debug/buildinfo"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -129,6 +130,11 @@ func TestImage(t *testing.T) {
 	}
 	for _, r := range replicas {
 		waitReady(t, ctx, r.http)
+		// The internal listener (INTERNAL_ADDR) serves metrics from inside
+		// the read-only container too.
+		if code, body := get(t, ctx, "http://"+r.internal+"/metrics"); code != http.StatusOK || !strings.Contains(body, "bbs_") {
+			t.Errorf("%s: GET /metrics on INTERNAL_ADDR: %d, %d bytes without bbs_ metrics", r.name, code, len(body))
+		}
 		checkHardened(t, pm, ctx, r.name)
 		// The image's own HEALTHCHECK (`/bbs healthcheck`, against HTTP_ADDR
 		// from the container's environment), run by podman as Docker would.
@@ -301,6 +307,25 @@ func waitReady(t *testing.T, ctx context.Context, addr string) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// get fetches url and returns its status and body.
+func get(t *testing.T, ctx context.Context, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, string(b)
 }
 
 // post creates a topic and returns the X-Replica that answered.
