@@ -15,7 +15,7 @@ import (
 
 	"github.com/bbsboard/bbs/pkg/redact"
 	"github.com/bbsboard/bbs/pkg/topic"
-	"github.com/glebarez/sqlite"
+	"github.com/ncruces/go-sqlite3/gormlite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -109,7 +109,11 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger, opts ...Opt
 		if path == "" {
 			path = "bbs.db"
 		}
-		dial = sqlite.Open("file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+		// ncruces/go-sqlite3: SQLite compiled to Go (no cgo, so the binary
+		// stays static), maintained, with a GORM dialector of its own. Its
+		// transactions begin IMMEDIATE (the write lock is taken at BEGIN,
+		// not on the first write, so two writers never deadlock upgrading).
+		dial = gormlite.Open("file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
 	default:
 		return nil, fmt.Errorf("open store: DATABASE_URL must be postgres://... or sqlite:PATH, got %q", redact.URL(databaseURL))
 	}

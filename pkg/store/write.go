@@ -10,6 +10,7 @@ import (
 
 	"github.com/bbsboard/bbs/pkg/topic"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/ncruces/go-sqlite3"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
@@ -92,9 +93,10 @@ func isUniqueViolation(err error) bool {
 	if errors.As(err, &pgErr) {
 		return pgErr.Code == "23505"
 	}
-	var coded interface{ Code() int }
-	const sqliteConstraintUnique = 2067 // SQLITE_CONSTRAINT_UNIQUE
-	return errors.As(err, &coded) && coded.Code() == sqliteConstraintUnique
+	// The SQLite driver's errors match their extended result code
+	// (SQLITE_CONSTRAINT_UNIQUE) under errors.Is. TestCreateOnce/sqlite
+	// fails if this stops matching.
+	return errors.Is(err, sqlite3.CONSTRAINT_UNIQUE)
 }
 
 // nullBytes is a BLOB/bytea column that is NULL when empty: the partial

@@ -32,7 +32,7 @@ func TestDockerfileBuild(t *testing.T) {
 		t.Errorf("build stage FROM %s, want golang:1.26", build.From)
 	}
 	runs := strings.Join(instructionArgs(build.find("RUN")), "\n")
-	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-X main.version=${VERSION}", "go build"} {
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-tags nomsgpack", "-X main.version=${VERSION}", "go build"} {
 		if !strings.Contains(runs, want) {
 			t.Errorf("build stage RUN lacks %q", want)
 		}

@@ -79,7 +79,7 @@ func bbsBinary(t testing.TB) string {
 			return
 		}
 		builtBin = filepath.Join(dir, "bbs")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", builtBin, "./services/bbs")
+		cmd := exec.Command("go", "build", "-tags", "nomsgpack", "-trimpath", "-o", builtBin, "./services/bbs")
 		cmd.Dir = repoRoot(t)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		buildOut, buildErr = cmd.CombinedOutput()

@@ -58,7 +58,7 @@ func bbsBinary(t *testing.T) string {
 			return
 		}
 		build.path = filepath.Join(build.dir, "bbs")
-		cmd := exec.Command(goTool(), "build", "-o", build.path, ".")
+		cmd := exec.Command(goTool(), "build", "-tags", "nomsgpack", "-o", build.path, ".") // the tags `make build` uses
 		cmd.Dir = filepath.Join("..", "bbs")
 		start := time.Now()
 		if out, err := cmd.CombinedOutput(); err != nil {

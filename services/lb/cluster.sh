@@ -145,7 +145,7 @@ up() {
   if [ -z "${BBS_BIN:-}" ]; then
     need go golang
     say "building $bin"
-    (cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=${VERSION:-cluster}" -o "$bin" ./services/bbs)
+    (cd "$root" && CGO_ENABLED=0 go build -tags nomsgpack -trimpath -ldflags "-X main.version=${VERSION:-cluster}" -o "$bin" ./services/bbs)
   fi
   [ -x "$bin" ] || die "$bin is not an executable"
 

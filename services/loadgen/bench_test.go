@@ -17,7 +17,7 @@ import (
 // once, nothing failed, and each section has its figures.
 func TestSmallRun(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "bbs")
-	build := exec.Command("go", "build", "-o", bin, "github.com/bbsboard/bbs/services/bbs")
+	build := exec.Command("go", "build", "-tags", "nomsgpack", "-o", bin, "github.com/bbsboard/bbs/services/bbs")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build bbs: %v\n%s", err, out)
 	}

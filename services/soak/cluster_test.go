@@ -46,7 +46,7 @@ func buildBBS(t *testing.T, dir string) string {
 	if err != nil {
 		t.Fatalf("go not on PATH (or set SOAK_BBS to a bbs binary): %v", err)
 	}
-	cmd := exec.Command(goBin, "build", "-o", bin, ".")
+	cmd := exec.Command(goBin, "build", "-tags", "nomsgpack", "-o", bin, ".") // the tags `make build` uses
 	cmd.Dir = filepath.Join("..", "bbs")
 	start := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
