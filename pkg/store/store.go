@@ -18,7 +18,6 @@ import (
 	"github.com/ncruces/go-sqlite3/gormlite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 )
 
 // queryTimeout bounds every call to the database. A database that stops
@@ -88,11 +87,7 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger, opts ...Opt
 		// Postgres keeps microseconds; truncating here makes the topic a write
 		// returns identical to the one read back later.
 		NowFunc: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-		Logger: logger.NewSlogLogger(log.With("component", "gorm"), logger.Config{
-			SlowThreshold:             500 * time.Millisecond,
-			LogLevel:                  logger.Warn,
-			IgnoreRecordNotFoundError: true,
-		}),
+		Logger: newLogger(log),
 	}
 	s := &Store{window: 100}
 	for _, o := range opts {
