@@ -87,7 +87,7 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger, opts ...Opt
 		// Postgres keeps microseconds; truncating here makes the topic a write
 		// returns identical to the one read back later.
 		NowFunc: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-		Logger: newLogger(log),
+		Logger:  newLogger(log),
 	}
 	s := &Store{window: 100}
 	for _, o := range opts {
