@@ -34,7 +34,7 @@ type changeRow struct {
 	Comment    *string
 	CreatedAt  *time.Time `gorm:"autoCreateTime:false"`
 	UpdatedAt  *time.Time `gorm:"autoUpdateTime:false"`
-	CommitedAt time.Time  `gorm:"column:committed_at"`
+	CommittedAt time.Time  `gorm:"column:committed_at"`
 	Stamp      int64
 	// The topic that slid into the first page, for a delete.
 	FillID        *int64
