@@ -2,6 +2,7 @@ package sse_test
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -50,17 +51,10 @@ func FuzzEncodeKeepsFraming(f *testing.F) {
 			wantName = "message"
 		}
 		wantData := strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(data)
-		if ev.Name != wantName || ev.Data != wantData || r.LastID() != strings.TrimSpace(itoa(id)) {
+		if ev.Name != wantName || ev.Data != wantData || r.LastID() != strconv.FormatInt(id, 10) {
 			t.Fatalf("frame %q read back as %+v (id %q), want name %q data %q", frame.Data, ev, r.LastID(), wantName, wantData)
 		}
 	})
 }
 
-func itoa(n int64) string {
-	var b []byte
-	for n > 0 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-	}
-	return string(b)
-}
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
