@@ -88,7 +88,7 @@ func (s *Server) spend(c *gin.Context, lim Limiter, what string) {
 	ok, wait, err := lim.Allow(ctx, key)
 	cancel()
 	if err != nil {
-		// Availability first (DESIGN.md): a limiter that cannot be asked
+		// Availability first: a limiter that cannot be asked
 		// does not stop anyone; the metric shows how many went unchecked.
 		s.m.RateLimitSkipped.Inc()
 		s.log.Debug("let through unlimited", "limit", what, "err", err)

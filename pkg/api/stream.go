@@ -21,7 +21,7 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// stream serves GET /api/topics/stream. See DESIGN.md's SSE contract: a
+// stream serves GET /api/topics/stream. See README's "The stream": a
 // snapshot (or, on resume, exactly the missed events), then every change
 // as it happens, heartbeats from the hub, and on drain a jittered retry.
 //

@@ -1,5 +1,5 @@
 // Package config provides the server's configuration, read from the
-// environment with the defaults DESIGN.md names.
+// environment with the defaults README's Configuration table lists.
 package config
 
 import (

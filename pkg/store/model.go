@@ -28,14 +28,14 @@ func (r *topicRow) domain() topic.Topic {
 // changeRow is one entry of the change log: what version V did, with the
 // topic as it was at V, so a replica that missed V can replay it exactly.
 type changeRow struct {
-	Version    int64 `gorm:"primaryKey;autoIncrement:false"`
-	Kind       string
-	TopicID    int64
-	Comment    *string
-	CreatedAt  *time.Time `gorm:"autoCreateTime:false"`
-	UpdatedAt  *time.Time `gorm:"autoUpdateTime:false"`
+	Version     int64 `gorm:"primaryKey;autoIncrement:false"`
+	Kind        string
+	TopicID     int64
+	Comment     *string
+	CreatedAt   *time.Time `gorm:"autoCreateTime:false"`
+	UpdatedAt   *time.Time `gorm:"autoUpdateTime:false"`
 	CommittedAt time.Time  `gorm:"column:committed_at"`
-	Stamp      int64
+	Stamp       int64
 	// The topic that slid into the first page, for a delete.
 	FillID        *int64
 	FillComment   *string

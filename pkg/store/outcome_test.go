@@ -15,8 +15,8 @@ import (
 	"github.com/bbsboard/bbs/pkg/topic"
 )
 
-// These tests hold the store to DESIGN.md's row "a write whose COMMIT
-// outcome is unknown": a write that failed before COMMIT reports
+// These tests hold the store to docs/ARCHITECTURE.md's row "COMMIT
+// without an answer": a write that failed before COMMIT reports
 // ErrUnavailable (nothing was written, certainly); one whose COMMIT was
 // sent and never answered reports ErrOutcomeUnknown, because it may have
 // landed; and a create retried with the same idempotency key can never

@@ -78,7 +78,7 @@ func bumpThenLog(db *gorm.DB, c *changeRow) error {
 // done. If the deleted topic was on the first page, that is the one that
 // now ends it; if not, it is already the last one there and nobody adds it
 // twice. Every replica and client applies the same entry, so all hold the
-// same first page without reading the database (DESIGN.md, "Window").
+// same first page without reading the database (docs/ARCHITECTURE.md, "The window").
 //
 // The read must come after the bump: from then on the version row's lock
 // keeps every other write out until COMMIT, so the row read is the board

@@ -18,7 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// These tests hold replicas to DESIGN.md's "abuse" row: a write rate limit
+// These tests hold replicas to docs/ARCHITECTURE.md's "abuse" row: a write rate limit
 // per client address shared by the whole cluster through Redis, client
 // addresses from X-Forwarded-For only behind TRUSTED_PROXIES, writes let
 // through (and counted) while Redis is down, and caps on streams per

@@ -22,7 +22,7 @@ import (
 	"github.com/bbsboard/bbs/pkg/wire"
 )
 
-// These tests hold the cluster to DESIGN.md's "When things fail": Redis
+// These tests hold the cluster to docs/ARCHITECTURE.md's "When things fail": Redis
 // dying and coming back, notices lost with no disconnect at all, Postgres
 // unreachable, and many writers racing on the same rows. Durations are
 // measured and logged, never asserted, except as bounds on hanging.

@@ -18,8 +18,8 @@ import (
 	"gorm.io/gorm"
 )
 
-// These tests hold the cluster to DESIGN.md's row "a write whose COMMIT
-// outcome is unknown": the client is told the outcome is unknown (503
+// These tests hold the cluster to docs/ARCHITECTURE.md's row "COMMIT
+// without an answer": the client is told the outcome is unknown (503
 // outcome_unknown), not "nothing was written", and a create retried with
 // the same Idempotency-Key can never make a second topic; the retry gets
 // the first one back, with a token that works.

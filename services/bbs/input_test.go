@@ -18,7 +18,7 @@ import (
 )
 
 // These tests throw malformed, oversized and unauthorised requests at a
-// real replica (Postgres + Redis behind it) and hold it to DESIGN.md's
+// real replica (Postgres + Redis behind it) and hold it to docs/ARCHITECTURE.md's
 // "bad input" row: a 4xx with a clear JSON error, never a 5xx or a panic,
 // and nothing half-written in the database.
 
@@ -88,7 +88,7 @@ func sendRaw(t testing.TB, rq rawRequest) rawAnswer {
 	return rawAnswer{status: resp.StatusCode, header: resp.Header, body: data}
 }
 
-// checkCommon holds every answer to what DESIGN.md promises of all of
+// checkCommon holds every answer to what docs/ARCHITECTURE.md promises of all of
 // them: never a 5xx on bad input, and X-Replica always present.
 func checkCommon(t testing.TB, a rawAnswer) {
 	t.Helper()

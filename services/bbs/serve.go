@@ -181,7 +181,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	case <-ctx.Done():
 	}
 
-	// Drain (DESIGN.md, "a replica drained"): no request fails.
+	// Drain (docs/ARCHITECTURE.md, "When things fail": a replica drained):
+	// no request fails.
 	//
 	//  1. At once: not-ready, streams told to come back elsewhere (each
 	//     after its own jittered delay), and every answer from now on says

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// What DESIGN.md's "When things fail" lets a request see, and which fault
+// What docs/ARCHITECTURE.md's "When things fail" lets a request see, and which fault
 // in force explains it. Anything else (a 500, a 5xx with no fault to
 // explain it, a request that hangs past requestBound) is a failure.
 

@@ -235,8 +235,8 @@ func (w *writer) send(req *http.Request) (outcome, []byte) {
 }
 
 // createKeyed posts with an Idempotency-Key and, while the outcome is
-// unknown, retries with the same key on another replica, as DESIGN.md
-// says a client may: the topic must never be created twice.
+// unknown, retries with the same key on another replica, as README's
+// "Retrying writes" says a client may: the topic must never be created twice.
 func (w *writer) createKeyed(wr *write, r *replica) {
 	h := w.h
 	sent := comment(w.rng, wr.n, "keyed")
