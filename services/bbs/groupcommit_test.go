@@ -60,6 +60,16 @@ func writeConcurrently(targets []string, writers, perWriter int, comment func(w,
 	wg.Wait()
 }
 
+// execAll runs statements on the database, as an operator would.
+func execAll(t *testing.T, db *gorm.DB, statements ...string) {
+	t.Helper()
+	for _, q := range statements {
+		if err := db.Exec(q).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // boardRows is the database's own account: every topic row (deleted or
 // not) and every change-log entry.
 type boardRows struct {
@@ -184,7 +194,7 @@ func TestBatchFailsMidway(t *testing.T) {
 	replicas := startReplicas(c, faultEnv(nil), "r1", "r2")
 	views := watchEach(t, replicas, 1)
 	db := c.db(t)
-	for _, q := range []string{
+	execAll(t, db,
 		`CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF NEW.comment LIKE 'poison%' THEN
@@ -192,12 +202,7 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$`,
-		`CREATE TRIGGER refuse_poison BEFORE INSERT ON topic_changes FOR EACH ROW EXECUTE FUNCTION refuse_poison()`,
-	} {
-		if err := db.Exec(q).Error; err != nil {
-			t.Fatal(err)
-		}
-	}
+		`CREATE TRIGGER refuse_poison BEFORE INSERT ON topic_changes FOR EACH ROW EXECUTE FUNCTION refuse_poison()`)
 	const writers, perWriter = 32, 12
 	a := newAcked()
 	poison := func(w, i int) bool { return (w*perWriter+i)%7 == 3 }
@@ -255,7 +260,7 @@ END $$`,
 func TestReplicaKilledWithBatchInFlight(t *testing.T) {
 	c := newCluster(t, "")
 	db := c.db(t)
-	for _, q := range []string{
+	execAll(t, db,
 		`CREATE FUNCTION hold_slow() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF NEW.comment LIKE 'slow%' THEN
@@ -263,12 +268,7 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$`,
-		`CREATE TRIGGER hold_slow BEFORE INSERT ON topics FOR EACH ROW EXECUTE FUNCTION hold_slow()`,
-	} {
-		if err := db.Exec(q).Error; err != nil {
-			t.Fatal(err)
-		}
-	}
+		`CREATE TRIGGER hold_slow BEFORE INSERT ON topics FOR EACH ROW EXECUTE FUNCTION hold_slow()`)
 	doomed := c.startProcess("doomed", faultEnv(nil))
 	survivor := c.start("survivor", faultEnv(nil))
 	views := watchEach(t, []*replica{survivor}, 2)
