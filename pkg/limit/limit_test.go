@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,4 +161,77 @@ func TestRedisDown(t *testing.T) {
 	if ok, _, err := l.Allow(ctx, "192.0.2.1"); err == nil || ok {
 		t.Fatalf("Redis down: ok=%v err=%v, want an error", ok, err)
 	}
+}
+
+// TestRedisConcurrentAsksShareRoundTrips: 200 writes at once from 20
+// clients with a burst of 5 each are counted exactly (5 allowed per
+// client, whatever pipeline each went in), with fewer round trips than
+// writes, the first one included (Redis has not seen the script yet, so
+// the EVALSHA fails and goes again as EVAL, pipelined too).
+func TestRedisConcurrentAsksShareRoundTrips(t *testing.T) {
+	// A Redis of its own: it has never seen the script.
+	opt, err := redis.ParseURL(testenv.StartRedis(t).URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	prefix := "{bbs}"
+	var trips atomic.Int64
+	rdb.AddHook(countTrips{&trips})
+	l := NewRedis(rdb, prefix, Rate{PerMinute: 6, Burst: 5})
+	ctx := testenv.Context(t, 10*time.Second)
+	var allowed [20]atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			ok, _, err := l.Allow(ctx, "192.0.2."+strconv.Itoa(i%20))
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				allowed[i%20].Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	for c := range allowed {
+		if n := allowed[c].Load(); n != 5 {
+			t.Errorf("client %d: %d writes allowed, want the burst of 5", c, n)
+		}
+	}
+	if n := trips.Load(); n >= 200 || n < 1 {
+		t.Errorf("%d round trips for 200 writes: want them shared", n)
+	}
+	t.Logf("200 writes in %d round trips", trips.Load())
+}
+
+// TestRedisHungAnswersInTime: with Redis accepting connections but never
+// answering, Allow returns with an error at the caller's deadline, not at
+// the pipeline's.
+func TestRedisHungAnswersInTime(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.BlackHole(t), MaxRetries: -1, ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	l := NewRedis(rdb, "{bbs}", Rate{PerMinute: 30, Burst: 10})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if ok, _, err := l.Allow(ctx, "192.0.2.1"); err == nil || ok {
+		t.Fatalf("Redis hung: ok=%v err=%v, want an error", ok, err)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Fatalf("Allow took %v with a 200ms deadline", took)
+	}
+}
+
+// countTrips counts the round trips to Redis: a command alone or a
+// pipeline.
+type countTrips struct{ n *atomic.Int64 }
+
+func (countTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h countTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+func (h countTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
 }

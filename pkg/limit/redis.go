@@ -27,7 +27,7 @@ type Redis struct {
 func NewRedis(rdb redis.UniversalClient, prefix string, r Rate) *Redis {
 	r = r.normalize()
 	return &Redis{
-		lim:    redis_rate.NewLimiter(rdb),
+		lim:    redis_rate.NewLimiter(&pipeline{UniversalClient: rdb}),
 		limit:  redis_rate.Limit{Rate: r.PerMinute, Burst: r.Burst, Period: time.Minute},
 		prefix: prefix + ":rate:",
 	}

@@ -43,6 +43,9 @@ func TestSmallRun(t *testing.T) {
 		t.Fatalf("%d fan-out points, want 2", len(res.Fanout))
 	}
 	for _, f := range res.Fanout {
+		if f.DeliveryLagP99 <= 0 || f.DeliveryLagP99 < f.DeliveryLagP50 {
+			t.Errorf("%d×%d: delivery lag from the replicas' histogram p50 %v, p99 %v ms", f.Streams, f.Rate, f.DeliveryLagP50, f.DeliveryLagP99)
+		}
 		if f.Missing != 0 || f.WriteErrors != 0 || f.Resyncs != 0 || f.StreamsEnded != 0 {
 			t.Errorf("%d×%d: missing %d, write errors %d, resyncs %d, streams ended %d; want all 0",
 				f.Streams, f.Rate, f.Missing, f.WriteErrors, f.Resyncs, f.StreamsEnded)

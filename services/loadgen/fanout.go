@@ -30,6 +30,10 @@ type fanoutResult struct {
 	CPUPer1000Deliveries float64 `json:"cpu_seconds_per_1000_deliveries"`
 	LoaderCPUSeconds     float64 `json:"loader_cpu_seconds"`
 	Seconds              float64 `json:"seconds"`
+	// The replicas' own delivery-lag histogram (COMMIT → frame handed to
+	// the sockets), p50 and p99 as bucket bounds, in ms.
+	DeliveryLagP50 float64 `json:"delivery_lag_p50_ms_at_most"`
+	DeliveryLagP99 float64 `json:"delivery_lag_p99_ms_at_most"`
 }
 
 func (b *bench) fanoutAll(ctx context.Context) error {
@@ -68,6 +72,7 @@ func (b *bench) fanout(ctx context.Context, p point) (fanoutResult, error) {
 		return fanoutResult{}, err
 	}
 	redis0, _ := cpuSeconds(b.c.redis.Process.Pid)
+	lag0 := deliveryLag(ctx, b.c.replicas)
 	kernel0 := kernelTime(pids...)
 	self0, _ := cpuSeconds(os.Getpid())
 	profile := b.startProfile(ctx, p)
@@ -118,6 +123,7 @@ func (b *bench) fanout(ctx context.Context, p point) (fanoutResult, error) {
 	self1, _ := cpuSeconds(os.Getpid())
 	redis1, _ := cpuSeconds(b.c.redis.Process.Pid)
 	kernel1 := kernelTime(pids...)
+	lag1 := deliveryLag(ctx, b.c.replicas)
 	profile.Wait()
 	t := b.ss.take(final)
 	r := fanoutResult{
@@ -135,6 +141,8 @@ func (b *bench) fanout(ctx context.Context, p point) (fanoutResult, error) {
 		LoaderCPUSeconds:    self1 - self0,
 		Seconds:             elapsed.Seconds(),
 		Latency:             spreadOfMicros(t.latencies),
+		DeliveryLagP50:      lagQuantile(lag0, lag1, 0.50),
+		DeliveryLagP99:      lagQuantile(lag0, lag1, 0.99),
 	}
 	if r.ServerCPUSeconds > 0 {
 		r.KernelShare = (kernel1 - kernel0) / r.ServerCPUSeconds

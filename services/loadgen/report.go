@@ -104,6 +104,8 @@ func (b *bench) printFanout(r fanoutResult) {
 	})
 	fmt.Fprintf(b.out, "CPU: replicas + Redis %.1f s (Redis %.1f s; in the kernel %.0f%%), loader %.1f s; the write itself (send → 201): p50 %s ms, p99 %s ms\n",
 		r.ServerCPUSeconds, r.RedisCPUSeconds, 100*r.KernelShare, r.LoaderCPUSeconds, ms(r.WriteLatency.P50), ms(r.WriteLatency.P99))
+	fmt.Fprintf(b.out, "delivery lag on the replicas (bbs_delivery_lag_seconds: COMMIT → frame handed to every socket): p50 %s, p99 %s\n",
+		lagText(r.DeliveryLagP50), lagText(r.DeliveryLagP99))
 }
 
 func (b *bench) printIdle(r idleResult) {
