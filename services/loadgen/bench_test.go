@@ -76,8 +76,10 @@ func TestSmallRun(t *testing.T) {
 	}
 	for _, tp := range res.Throughput[:2] {
 		// Every create is committed in a batch of at least one, with at
-		// most 2 statements (a lone create: the INSERT and the bump).
-		if tp.MeanBatch < 1 || tp.QueriesPerWrite <= 0 || tp.QueriesPerWrite > 2.5 {
+		// most 2 statements (a lone create: the INSERT and the bump); the
+		// count is of every statement on every replica, so the replicas'
+		// version checks and catch-ups in a half-second run add a little.
+		if tp.MeanBatch < 1 || tp.QueriesPerWrite <= 0 || tp.QueriesPerWrite > 3.5 {
 			t.Errorf("%s: mean batch %.2f, %.2f statements per create", tp.Name, tp.MeanBatch, tp.QueriesPerWrite)
 		}
 	}
