@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -271,15 +272,18 @@ func TestChurnKeepsOrder(t *testing.T) {
 		r    *sse.Reader
 	}
 	var (
-		version atomic.Int64
+		order   sync.Mutex // orders Broadcast and Attach, as the feed's lock does
+		version int64
 		stay    []kept
 		done    = make(chan struct{})
 	)
-	go func() { // the broadcaster; Attach happens under the same order
+	go func() { // the broadcaster
 		defer close(done)
 		for v := int64(1); v <= frames; v++ {
-			version.Store(v)
+			order.Lock()
+			version = v
 			h.Broadcast(event(v))
+			order.Unlock()
 			if v%10 == 0 {
 				time.Sleep(time.Millisecond)
 			}
@@ -291,10 +295,16 @@ func TestChurnKeepsOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The broadcaster may be ahead of the version read here: Attach
-		// must skip what it already covers, and only that.
-		v := version.Load()
-		if err := h.Attach(st, v, nil); err != nil {
+		// Frames up to v may still be on their way to the shards when the
+		// stream joins: Attach must skip what it already covers, and only
+		// that. (Attach must be ordered with Broadcast, as the hub says:
+		// without the lock, frames broadcast between reading v and Attach
+		// would be missed, and this test failed that way under load.)
+		order.Lock()
+		v := version
+		err = h.Attach(st, v, nil)
+		order.Unlock()
+		if err != nil {
 			t.Fatal(err)
 		}
 		if i%2 == 0 {
