@@ -17,29 +17,29 @@ import (
 
 // Config is everything the server reads from its environment.
 type Config struct {
-	HTTPAddr        string
-	InternalAddr    string // metrics, readiness detail, pprof; "": none (INTERNAL_ADDR=off)
-	Pprof           bool   // net/http/pprof on InternalAddr
-	DatabaseURL     string // "" or sqlite:PATH: embedded SQLite
-	RedisURL        string // "": in-process bus and cache, one replica
-	RedisPrefix     string // keys and channels live under it
-	AdminToken      string
-	ReplicaID       string
-	SnapshotLimit   int
-	Heartbeat       time.Duration
-	ShutdownGrace   time.Duration // after DrainDelay: to finish requests and streams
-	DrainDelay      time.Duration // on SIGTERM: not-ready, answering with Connection: close, listener open
-	DrainJitter     time.Duration
-	Retry           time.Duration
-	WriteRate       int // writes per minute per client address
-	WriteBurst      int
-	StreamRate      int // streams opened per minute per client address
-	StreamBurst     int
-	TrustedProxies  []netip.Prefix
-	MaxStreams      int
-	MaxStreamsPerIP int
-	CheckEvery      time.Duration
-	LogLevel        slog.Level
+	HTTPAddr            string
+	InternalAddr        string // metrics, readiness detail, pprof; "": none (INTERNAL_ADDR=off)
+	Pprof               bool   // net/http/pprof on InternalAddr
+	DatabaseURL         string // "" or sqlite:PATH: embedded SQLite
+	RedisURL            string // "": in-process bus and cache, one replica
+	RedisPrefix         string // keys and channels live under it
+	AdminToken          string
+	ReplicaID           string
+	SnapshotLimit       int
+	Heartbeat           time.Duration
+	ShutdownGrace       time.Duration // after DrainDelay: to finish requests and streams
+	DrainDelay          time.Duration // on SIGTERM: not-ready, answering with Connection: close, listener open
+	DrainJitter         time.Duration
+	Retry               time.Duration
+	WriteRate           int // writes per minute per client address
+	WriteBurst          int
+	StreamRate          int // streams opened per minute per client address
+	StreamBurst         int
+	TrustedProxies      []netip.Prefix
+	MaxStreams          int
+	MaxStreamsPerClient int
+	CheckEvery          time.Duration
+	LogLevel            slog.Level
 }
 
 // Load reads the configuration through getenv (os.Getenv in production,
@@ -48,24 +48,24 @@ func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	host, _ := os.Hostname()
 	c := Config{
-		HTTPAddr:        p.str("HTTP_ADDR", ":8080"),
-		InternalAddr:    p.str("INTERNAL_ADDR", ":9090"),
-		Pprof:           p.bool("PPROF", false),
-		DatabaseURL:     p.str("DATABASE_URL", ""),
-		RedisURL:        p.str("REDIS_URL", ""),
-		RedisPrefix:     p.str("REDIS_PREFIX", "{bbs}"),
-		AdminToken:      p.str("ADMIN_TOKEN", ""),
-		ReplicaID:       p.str("REPLICA_ID", host),
-		SnapshotLimit:   p.int("SNAPSHOT_LIMIT", 100),
-		Heartbeat:       p.dur("SSE_HEARTBEAT", 15*time.Second),
-		ShutdownGrace:   p.dur("SHUTDOWN_GRACE", 25*time.Second),
-		DrainJitter:     p.dur("DRAIN_JITTER", 5*time.Second),
-		Retry:           p.dur("SSE_RETRY", 2*time.Second),
-		WriteBurst:      p.int("WRITE_BURST", 10),
-		StreamBurst:     p.int("STREAM_BURST", 20),
-		MaxStreams:      p.int("MAX_STREAMS", 20000),
-		MaxStreamsPerIP: p.int("MAX_STREAMS_PER_CLIENT", 50),
-		CheckEvery:      p.dur("VERSION_CHECK", 5*time.Second),
+		HTTPAddr:            p.str("HTTP_ADDR", ":8080"),
+		InternalAddr:        p.str("INTERNAL_ADDR", ":9090"),
+		Pprof:               p.bool("PPROF", false),
+		DatabaseURL:         p.str("DATABASE_URL", ""),
+		RedisURL:            p.str("REDIS_URL", ""),
+		RedisPrefix:         p.str("REDIS_PREFIX", "{bbs}"),
+		AdminToken:          p.str("ADMIN_TOKEN", ""),
+		ReplicaID:           p.str("REPLICA_ID", host),
+		SnapshotLimit:       p.int("SNAPSHOT_LIMIT", 100),
+		Heartbeat:           p.dur("SSE_HEARTBEAT", 15*time.Second),
+		ShutdownGrace:       p.dur("SHUTDOWN_GRACE", 25*time.Second),
+		DrainJitter:         p.dur("DRAIN_JITTER", 5*time.Second),
+		Retry:               p.dur("SSE_RETRY", 2*time.Second),
+		WriteBurst:          p.int("WRITE_BURST", 10),
+		StreamBurst:         p.int("STREAM_BURST", 20),
+		MaxStreams:          p.int("MAX_STREAMS", 20000),
+		MaxStreamsPerClient: p.int("MAX_STREAMS_PER_CLIENT", 50),
+		CheckEvery:          p.dur("VERSION_CHECK", 5*time.Second),
 	}
 	// A replica behind a load balancer keeps answering while the balancer
 	// and kept-alive clients move away; alone (no Redis: one replica, as
@@ -133,7 +133,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("stream_burst", c.StreamBurst),
 		slog.Any("trusted_proxies", proxies),
 		slog.Int("max_streams", c.MaxStreams),
-		slog.Int("max_streams_per_client", c.MaxStreamsPerIP),
+		slog.Int("max_streams_per_client", c.MaxStreamsPerClient),
 		slog.Duration("version_check", c.CheckEvery),
 		slog.String("log_level", c.LogLevel.String()),
 	)

@@ -103,7 +103,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		WriteTimeout: 15 * time.Second,
 		MaxStreams:   cfg.MaxStreams,
 
-		MaxStreamsPerClient: cfg.MaxStreamsPerIP,
+		MaxStreamsPerClient: cfg.MaxStreamsPerClient,
 		TrustedProxies:      cfg.TrustedProxies,
 		WriteLimiter:        writeLimiter,
 		StreamLimiter:       streamLimiter,
