@@ -133,11 +133,7 @@ func (sh *shard) run() {
 
 // Broadcast queues f for every stream. Callers serialise Broadcast calls
 // (and Attach) to keep one order for everybody.
-func (h *Hub) Broadcast(f Frame) {
-	for _, sh := range h.shards {
-		sh.in <- message{frame: f}
-	}
-}
+func (h *Hub) Broadcast(f Frame) { h.toShards(message{frame: f}) }
 
 // BroadcastThen is Broadcast, and runs then (on a fan-out goroutine; it
 // must be quick) once every stream has been handed f: written to its
@@ -146,8 +142,13 @@ func (h *Hub) Broadcast(f Frame) {
 func (h *Hub) BroadcastThen(f Frame, then func()) {
 	hd := &handed{then: then}
 	hd.shards.Store(int32(len(h.shards)))
+	h.toShards(message{frame: f, handed: hd})
+}
+
+// toShards queues m for every shard's fan-out goroutine.
+func (h *Hub) toShards(m message) {
 	for _, sh := range h.shards {
-		sh.in <- message{frame: f, handed: hd}
+		sh.in <- m
 	}
 }
 
@@ -198,9 +199,7 @@ func (h *Hub) Close(goodbye func() Frame) {
 		return
 	}
 	h.closed = true
-	for _, sh := range h.shards {
-		sh.in <- message{goodbye: goodbye}
-	}
+	h.toShards(message{goodbye: goodbye})
 }
 
 // Wait returns once every stream has ended. When ctx ends first, the
@@ -214,9 +213,7 @@ func (h *Hub) Wait(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
-	for _, sh := range h.shards {
-		sh.in <- message{kill: true}
-	}
+	h.toShards(message{kill: true})
 	<-done
 	return ctx.Err()
 }

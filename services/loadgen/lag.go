@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math"
-	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,33 +20,22 @@ type lagCounts map[float64]float64
 func deliveryLag(ctx context.Context, rs []*replica) lagCounts {
 	out := lagCounts{}
 	for _, r := range rs {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.internalURL("/metrics"), nil)
-		if err != nil {
-			return out
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return out
-		}
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line, ok := strings.CutPrefix(sc.Text(), "bbs_delivery_lag_seconds_bucket{")
+		_ = scrape(ctx, r, func(l string) {
+			line, ok := strings.CutPrefix(l, "bbs_delivery_lag_seconds_bucket{")
 			if !ok {
-				continue
+				return
 			}
 			_, rest, _ := strings.Cut(line, `le="`)
 			le, count, ok := strings.Cut(rest, `"} `)
 			if !ok {
-				continue
+				return
 			}
 			bound, err1 := strconv.ParseFloat(le, 64)
 			n, err2 := strconv.ParseFloat(count, 64)
 			if err1 == nil && err2 == nil {
 				out[bound] += n
 			}
-		}
-		resp.Body.Close()
+		})
 	}
 	return out
 }

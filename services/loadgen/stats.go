@@ -44,26 +44,42 @@ func spreadOfDurations(ds []time.Duration) spread {
 	return spreadOfMicros(us)
 }
 
-// metric reads one unlabelled sample from a replica's /metrics, on its
-// internal listener.
-func metric(ctx context.Context, r *replica, name string) (float64, error) {
+// scrape reads a replica's /metrics, on its internal listener, line by
+// line.
+func scrape(ctx context.Context, r *replica, line func(string)) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.internalURL("/metrics"), nil)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("%s /metrics: %w", r.id, err)
+		return fmt.Errorf("%s /metrics: %w", r.id, err)
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(v, 64)
-		}
+		line(sc.Text())
 	}
-	return 0, fmt.Errorf("%s /metrics: no %s", r.id, name)
+	return sc.Err()
+}
+
+// metric reads one unlabelled sample from a replica's /metrics.
+func metric(ctx context.Context, r *replica, name string) (float64, error) {
+	var v string
+	found := false
+	err := scrape(ctx, r, func(l string) {
+		if s, ok := strings.CutPrefix(l, name+" "); ok && !found {
+			v, found = s, true
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	if !found {
+		return 0, fmt.Errorf("%s /metrics: no %s", r.id, name)
+	}
+	return strconv.ParseFloat(v, 64)
 }
 
 // metricSum adds one metric over several replicas.
