@@ -19,6 +19,11 @@ const slowStatement = 500 * time.Millisecond
 // and that was 6% of a replica's CPU under a write load (a batch's
 // statement has hundreds of values). Statements are logged with
 // placeholders, never values: no comment or token hash reaches the logs.
+//
+// For the same reason the store reads a raw statement's rows with Find,
+// never Scan: GORM's Scan traces through a recorder of its own that calls
+// fc for every statement, whatever the logger
+// (TestStatementsAreNotInterpolated).
 type quietLogger struct {
 	logger.Interface
 }

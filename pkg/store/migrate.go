@@ -71,7 +71,7 @@ func (s *Store) Migrate(ctx context.Context) (applied int, err error) {
 			return err
 		}
 		var current int
-		if err := tx.Raw("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&current).Error; err != nil {
+		if err := tx.Raw("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Find(&current).Error; err != nil {
 			return err
 		}
 		for _, m := range all {
@@ -106,7 +106,7 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 	var have int
 	ctx, cancel := bounded(ctx)
 	defer cancel()
-	err = s.db.WithContext(ctx).Raw("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&have).Error
+	err = s.db.WithContext(ctx).Raw("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Find(&have).Error
 	if err = classify("check schema", err); errors.Is(err, topic.ErrUnavailable) {
 		return err // the database did not answer: nothing is known yet
 	}

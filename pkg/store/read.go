@@ -32,7 +32,7 @@ func (s *Store) Page(ctx context.Context, before int64, limit int) (topic.Page, 
 
 func readPage(tx *gorm.DB, before int64, limit int) (topic.Page, error) {
 	var h head
-	if err := tx.Raw(selectHead).Scan(&h).Error; err != nil {
+	if err := tx.Raw(selectHead).Find(&h).Error; err != nil {
 		return topic.Page{}, err
 	}
 	q := tx.Order("id DESC").Limit(limit)
@@ -61,7 +61,7 @@ func (s *Store) ChangesSince(ctx context.Context, version int64, max int) (topic
 	var h topic.History
 	err := s.readTx(ctx, func(tx *gorm.DB) error {
 		var hd head
-		if err := tx.Raw(selectHead).Scan(&hd).Error; err != nil {
+		if err := tx.Raw(selectHead).Find(&hd).Error; err != nil {
 			return err
 		}
 		h.Head, h.HeadStamp = hd.V, hd.Stamp
@@ -89,7 +89,7 @@ func (s *Store) Head(ctx context.Context) (version, stamp int64, err error) {
 	ctx, cancel := bounded(ctx)
 	defer cancel()
 	var h head
-	err = s.db.WithContext(ctx).Raw(selectHead).Scan(&h).Error
+	err = s.db.WithContext(ctx).Raw(selectHead).Find(&h).Error
 	return h.V, h.Stamp, classify("read version", err)
 }
 
@@ -151,7 +151,7 @@ func (s *Store) Rebase(ctx context.Context, floor int64, limit int) (topic.Page,
 		if s.dialect == "sqlite" {
 			greatest = "MAX"
 		}
-		if err := tx.Raw("UPDATE bbs_version SET v = "+greatest+"(v, ?) + 1, stamp = ? WHERE id = 1 RETURNING v", floor, c.Stamp).Scan(&c.Version).Error; err != nil {
+		if err := tx.Raw("UPDATE bbs_version SET v = "+greatest+"(v, ?) + 1, stamp = ? WHERE id = 1 RETURNING v", floor, c.Stamp).Find(&c.Version).Error; err != nil {
 			return err
 		}
 		if c.Version == 0 {

@@ -27,7 +27,7 @@ func bumpAndLog(db *gorm.DB, c *changeRow) error {
 	err := db.Raw(`WITH bumped AS (UPDATE bbs_version SET v = v + 1, stamp = ?::bigint WHERE id = 1 RETURNING v)
 INSERT INTO topic_changes (version, kind, topic_id, comment, created_at, updated_at, stamp)
 SELECT v, ?::text, ?::bigint, ?::text, ?::timestamptz, ?::timestamptz, ?::bigint FROM bumped RETURNING version`,
-		c.Stamp, c.Kind, c.TopicID, c.Comment, c.CreatedAt, c.UpdatedAt, c.Stamp).Scan(&c.Version).Error
+		c.Stamp, c.Kind, c.TopicID, c.Comment, c.CreatedAt, c.UpdatedAt, c.Stamp).Find(&c.Version).Error
 	if err != nil {
 		return fmt.Errorf("bump version and log change: %w", err)
 	}
@@ -41,7 +41,7 @@ var errNoVersionRow = errors.New("bump version: bbs_version row missing (run bbs
 
 // bump takes the version row's lock and the next version.
 func bump(db *gorm.DB, c *changeRow) error {
-	if err := db.Raw("UPDATE bbs_version SET v = v + 1, stamp = ? WHERE id = 1 RETURNING v", c.Stamp).Scan(&c.Version).Error; err != nil {
+	if err := db.Raw("UPDATE bbs_version SET v = v + 1, stamp = ? WHERE id = 1 RETURNING v", c.Stamp).Find(&c.Version).Error; err != nil {
 		return fmt.Errorf("bump version: %w", err)
 	}
 	if c.Version == 0 {
@@ -182,7 +182,7 @@ RETURNING version, topic_id`)
 		Version int64
 		TopicID int64
 	}
-	if err := db.Raw(q.String(), args...).Scan(&got).Error; err != nil {
+	if err := db.Raw(q.String(), args...).Find(&got).Error; err != nil {
 		return fmt.Errorf("bump version and log %d changes: %w", k, err)
 	}
 	if len(got) != k {
@@ -206,7 +206,7 @@ RETURNING version, topic_id`)
 func bumpManyThenLog(db *gorm.DB, cs []changeRow) error {
 	k := len(cs)
 	var v int64
-	if err := db.Raw("UPDATE bbs_version SET v = v + ?, stamp = ? WHERE id = 1 RETURNING v", k, cs[k-1].Stamp).Scan(&v).Error; err != nil {
+	if err := db.Raw("UPDATE bbs_version SET v = v + ?, stamp = ? WHERE id = 1 RETURNING v", k, cs[k-1].Stamp).Find(&v).Error; err != nil {
 		return fmt.Errorf("bump version: %w", err)
 	}
 	if v == 0 {

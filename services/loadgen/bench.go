@@ -127,6 +127,15 @@ func (b *bench) serverPIDs() []int {
 	return pids
 }
 
+// replicaCPU is the CPU time all replicas have used.
+func (b *bench) replicaCPU() (float64, error) {
+	pids := make([]int, len(b.c.replicas))
+	for i, r := range b.c.replicas {
+		pids[i] = r.pid()
+	}
+	return cpuOf(pids...)
+}
+
 // randomTarget picks a replica for one write.
 func (b *bench) randomTarget() string {
 	return b.c.replicas[rand.IntN(len(b.c.replicas))].addr

@@ -75,7 +75,7 @@ func (b *bench) fanout(ctx context.Context, p point) (fanoutResult, error) {
 	lag0 := deliveryLag(ctx, b.c.replicas)
 	kernel0 := kernelTime(pids...)
 	self0, _ := cpuSeconds(os.Getpid())
-	profile := b.startProfile(ctx, p)
+	profile := b.startProfile(ctx, fmt.Sprintf("cpu-%dx%d", p.Streams, p.Rate), b.opts.duration)
 
 	writes := int(float64(p.Rate) * b.opts.duration.Seconds())
 	interval := time.Second / time.Duration(p.Rate)
@@ -153,9 +153,9 @@ func (b *bench) fanout(ctx context.Context, p point) (fanoutResult, error) {
 	return r, nil
 }
 
-// startProfile saves a CPU profile of replica 1 over the write window
-// when -profile is set.
-func (b *bench) startProfile(ctx context.Context, p point) *sync.WaitGroup {
+// startProfile saves a CPU profile of replica 1 over the next d as
+// name.pprof when -profile is set.
+func (b *bench) startProfile(ctx context.Context, name string, d time.Duration) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	r := b.c.replicas[0]
 	if b.opts.profileDir == "" || !r.pprof {
@@ -164,7 +164,7 @@ func (b *bench) startProfile(ctx context.Context, p point) *sync.WaitGroup {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		u := r.internalURL(fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(b.opts.duration.Seconds()))))
+		u := r.internalURL(fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(d.Seconds()))))
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -173,8 +173,7 @@ func (b *bench) startProfile(ctx context.Context, p point) *sync.WaitGroup {
 		}
 		defer resp.Body.Close()
 		_ = os.MkdirAll(b.opts.profileDir, 0o755)
-		name := filepath.Join(b.opts.profileDir, fmt.Sprintf("cpu-%dx%d.pprof", p.Streams, p.Rate))
-		f, err := os.Create(name)
+		f, err := os.Create(filepath.Join(b.opts.profileDir, name+".pprof"))
 		if err != nil {
 			fmt.Fprintf(b.out, "  profile: %v\n", err)
 			return

@@ -32,7 +32,7 @@ type options struct {
 	writeTime   time.Duration // each throughput run
 	steps       map[string]bool
 	costWrites  int    // sequential writes in the cost runs
-	profileDir  string // CPU profiles of replica 1 per point ("": none)
+	profileDir  string // CPU profiles of replica 1 per fan-out point and writer count ("": none)
 }
 
 func parseOptions(args []string) (options, error) {
@@ -53,7 +53,7 @@ func parseOptions(args []string) (options, error) {
 	fs.DurationVar(&o.writeTime, "write-time", 4*time.Second, "each throughput run")
 	steps := fs.String("steps", strings.Join(allSteps, ","), "the steps to run, comma separated")
 	fs.IntVar(&o.costWrites, "cost-writes", 200, "writes counted in each cost run")
-	fs.StringVar(&o.profileDir, "profile", "", "save a CPU profile of replica 1 for each fan-out point in this folder")
+	fs.StringVar(&o.profileDir, "profile", "", "save CPU profiles of replica 1 in this folder: one per fan-out point, and one per writer count through every replica")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

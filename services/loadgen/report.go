@@ -66,17 +66,20 @@ func (b *bench) printCost(r costResult) {
 }
 
 func (b *bench) printThroughput() {
-	rows := [][]string{{"", "writers", "creates/s (median)", "rounds", "p50 ms", "p99 ms", "errors", "mean batch", "DB stmts/create"}}
+	rows := [][]string{{"", "writers", "creates/s (median)", "rounds", "p50 ms", "p99 ms", "errors", "mean batch", "DB stmts/create", "replica CPU ms/create"}}
 	for _, t := range b.res.Throughput {
-		batch, stmts := "", ""
+		batch, stmts, cpu := "", "", ""
 		if t.MeanBatch > 0 {
 			batch = fmt.Sprintf("%.1f", t.MeanBatch)
 		}
 		if t.QueriesPerWrite > 0 {
 			stmts = fmt.Sprintf("%.2f", t.QueriesPerWrite)
 		}
+		if t.ReplicaCPUms > 0 {
+			cpu = fmt.Sprintf("%.3f", t.ReplicaCPUms)
+		}
 		rows = append(rows, []string{t.Name, fmt.Sprint(t.Clients), fmt.Sprintf("%.0f", t.PerSecond), fmt.Sprint(t.Rounds),
-			ms(t.Latency.P50), ms(t.Latency.P99), fmt.Sprint(t.Errors), batch, stmts})
+			ms(t.Latency.P50), ms(t.Latency.P99), fmt.Sprint(t.Errors), batch, stmts, cpu})
 	}
 	b.table(fmt.Sprintf("Write throughput (creates; %d rounds of %s, medians)", b.opts.rounds, b.opts.writeTime), rows)
 	for _, n := range b.opts.writers {

@@ -23,6 +23,10 @@ type throughputResult struct {
 	// create (BEGIN and COMMIT not counted), over all rounds.
 	MeanBatch       float64 `json:"mean_batch,omitempty"`
 	QueriesPerWrite float64 `json:"db_queries_per_write,omitempty"`
+	// The replicas' CPU time (user and kernel, all of them) per create,
+	// in milliseconds: unlike the rate, it barely moves with what else
+	// the machine runs, so it is the figure to compare a change by.
+	ReplicaCPUms float64 `json:"replica_cpu_ms_per_write,omitempty"`
 }
 
 func (b *bench) throughputAll(ctx context.Context) error {
@@ -63,9 +67,20 @@ func (b *bench) throughputRounds(ctx context.Context, name string, n int, rs []*
 		return throughputResult{}, err
 	}
 	bs0, bc0 := b.batchCounts(ctx)
+	cpu0, err := b.replicaCPU()
+	if err != nil {
+		return throughputResult{}, err
+	}
 	var rounds []throughputResult
-	for range b.opts.rounds {
+	for i := range b.opts.rounds {
+		var profile *sync.WaitGroup
+		if i == 0 && len(rs) == len(all) {
+			profile = b.startProfile(ctx, fmt.Sprintf("cpu-writes-%dx%d", n, len(rs)), b.opts.writeTime)
+		}
 		r, err := b.throughputRound(ctx, name, n, b.targets(rs), b.opts.writeTime)
+		if profile != nil {
+			profile.Wait()
+		}
 		if err != nil {
 			return throughputResult{}, err
 		}
@@ -76,9 +91,14 @@ func (b *bench) throughputRounds(ctx context.Context, name string, n int, rs []*
 		return throughputResult{}, err
 	}
 	bs1, bc1 := b.batchCounts(ctx)
+	cpu1, err := b.replicaCPU()
+	if err != nil {
+		return throughputResult{}, err
+	}
 	out := medianOf(rounds)
-	if out.Writes > 0 {
-		out.QueriesPerWrite = (q1 - q0) / float64(sumWrites(rounds))
+	if n := sumWrites(rounds); n > 0 {
+		out.QueriesPerWrite = (q1 - q0) / float64(n)
+		out.ReplicaCPUms = (cpu1 - cpu0) / float64(n) * 1000
 	}
 	if bc1 > bc0 {
 		out.MeanBatch = (bs1 - bs0) / (bc1 - bc0)
