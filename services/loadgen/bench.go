@@ -20,15 +20,18 @@ var allSteps = []string{"cost", "writes", "fanout", "idle"}
 
 // bench holds the cluster, the clients and the results of one run.
 type bench struct {
-	opts   options
-	out    io.Writer
-	c      *cluster
-	db     *pgx.Conn     // reads the committed version
-	rdb    *redis.Client // reads command counts
-	w      *writers
-	ss     *streamSet // the fan-out streams, grown point by point
-	res    results
-	srcsSS []netip.Addr
+	opts options
+	out  io.Writer
+	c    *cluster
+	db   *pgx.Conn     // reads the committed version
+	rdb  *redis.Client // reads command counts
+	w    *writers
+	// writerSrcs are the writers' source addresses: 100, so the limiter sees
+	// many clients, as it would from many users.
+	writerSrcs []netip.Addr
+	ss         *streamSet // the fan-out streams, grown point by point
+	res        results
+	srcsSS     []netip.Addr
 }
 
 func newBench(ctx context.Context, o options, out io.Writer) (*bench, error) {
@@ -51,7 +54,8 @@ func newBench(ctx context.Context, o options, out io.Writer) (*bench, error) {
 	// cap (50 per replica) even with 10,000 streams on one replica; 100
 	// writer sources spread writes the way many users would.
 	b.srcsSS = sources(1, 500)
-	b.w = newWriters(sources(3, 100))
+	b.writerSrcs = sources(3, 100)
+	b.w = newWriters(b.writerSrcs)
 	b.res = results{
 		Command: "loadgen " + strings.Join(os.Args[1:], " "),
 		Started: time.Now().UTC(),

@@ -66,9 +66,9 @@ func (b *bench) printCost(r costResult) {
 }
 
 func (b *bench) printThroughput() {
-	rows := [][]string{{"", "writers", "creates/s (median)", "rounds", "p50 ms", "p99 ms", "errors", "mean batch", "DB stmts/create", "replica CPU ms/create"}}
+	rows := [][]string{{"", "writers", "creates/s (median)", "rounds", "p50 ms", "p99 ms", "errors", "mean batch", "DB stmts/create", "CPU ms/create: replicas", "loader", "Redis"}}
 	for _, t := range b.res.Throughput {
-		batch, stmts, cpu := "", "", ""
+		batch, stmts, cpu, loader, redis := "", "", "", "", ""
 		if t.MeanBatch > 0 {
 			batch = fmt.Sprintf("%.1f", t.MeanBatch)
 		}
@@ -77,9 +77,11 @@ func (b *bench) printThroughput() {
 		}
 		if t.ReplicaCPUms > 0 {
 			cpu = fmt.Sprintf("%.3f", t.ReplicaCPUms)
+			loader = fmt.Sprintf("%.3f", t.LoaderCPUms)
+			redis = fmt.Sprintf("%.3f", t.RedisCPUms)
 		}
 		rows = append(rows, []string{t.Name, fmt.Sprint(t.Clients), fmt.Sprintf("%.0f", t.PerSecond), fmt.Sprint(t.Rounds),
-			ms(t.Latency.P50), ms(t.Latency.P99), fmt.Sprint(t.Errors), batch, stmts, cpu})
+			ms(t.Latency.P50), ms(t.Latency.P99), fmt.Sprint(t.Errors), batch, stmts, cpu, loader, redis})
 	}
 	b.table(fmt.Sprintf("Write throughput (creates; %d rounds of %s, medians)", b.opts.rounds, b.opts.writeTime), rows)
 	for _, n := range b.opts.writers {

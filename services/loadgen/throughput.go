@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -27,6 +28,10 @@ type throughputResult struct {
 	// in milliseconds: unlike the rate, it barely moves with what else
 	// the machine runs, so it is the figure to compare a change by.
 	ReplicaCPUms float64 `json:"replica_cpu_ms_per_write,omitempty"`
+	// The loader's and Redis's CPU per create, in milliseconds: they
+	// share the cores with the replicas.
+	LoaderCPUms float64 `json:"loader_cpu_ms_per_write,omitempty"`
+	RedisCPUms  float64 `json:"redis_cpu_ms_per_write,omitempty"`
 }
 
 func (b *bench) throughputAll(ctx context.Context) error {
@@ -71,6 +76,8 @@ func (b *bench) throughputRounds(ctx context.Context, name string, n int, rs []*
 	if err != nil {
 		return throughputResult{}, err
 	}
+	self0, _ := cpuSeconds(os.Getpid())
+	redis0, _ := cpuSeconds(b.c.redis.Process.Pid)
 	var rounds []throughputResult
 	for i := range b.opts.rounds {
 		var profile *sync.WaitGroup
@@ -95,10 +102,14 @@ func (b *bench) throughputRounds(ctx context.Context, name string, n int, rs []*
 	if err != nil {
 		return throughputResult{}, err
 	}
+	self1, _ := cpuSeconds(os.Getpid())
+	redis1, _ := cpuSeconds(b.c.redis.Process.Pid)
 	out := medianOf(rounds)
 	if n := sumWrites(rounds); n > 0 {
 		out.QueriesPerWrite = (q1 - q0) / float64(n)
 		out.ReplicaCPUms = (cpu1 - cpu0) / float64(n) * 1000
+		out.LoaderCPUms = (self1 - self0) / float64(n) * 1000
+		out.RedisCPUms = (redis1 - redis0) / float64(n) * 1000
 	}
 	if bc1 > bc0 {
 		out.MeanBatch = (bs1 - bs0) / (bc1 - bc0)
@@ -170,11 +181,13 @@ func (b *bench) throughputRound(ctx context.Context, name string, n int, targets
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			rw := newRawWriter(b.writerSrcs[w%len(b.writerSrcs)])
+			defer rw.close()
 			var mine []time.Duration
 			bad := 0
 			var firstErr error
 			for i := w; time.Now().Before(finish); i++ {
-				lat, err := b.w.create(ctx, targets[i%len(targets)])
+				lat, err := rw.create(ctx, targets[i%len(targets)])
 				if err != nil {
 					bad++
 					firstErr = err
