@@ -63,7 +63,19 @@ func (f *Feed) subscribe(ctx context.Context) {
 // onNotice offers a notice from the bus. A notice that is malformed, or
 // that claims a version further ahead than any backlog we keep, is not
 // applied: it is only a reason to read the database.
+//
+// A notice for a version this replica already holds is dropped before it
+// is decoded (offerLocked would drop it after): that is every replica's
+// own notices, a third of what each hears in a cluster of three.
 func (f *Feed) onNotice(msg []byte) {
+	if v, ok := wire.PeekVersion(msg); ok {
+		f.mu.Lock()
+		known := !f.ready || v <= f.version
+		f.mu.Unlock()
+		if known {
+			return
+		}
+	}
 	var n wire.Notice
 	err := json.Unmarshal(msg, &n)
 	if err == nil {

@@ -2,6 +2,7 @@ package wire_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,4 +46,51 @@ func TestNoticeCarriesCommitTime(t *testing.T) {
 	if b, _ := json.Marshal(wire.NoticeOf(topic.Change{Version: 1, Kind: topic.Reset})); string(b) != `{"v":1,"k":"reset","id":0}` {
 		t.Errorf("a change without commit time encodes as %s, want no commit field", b)
 	}
+}
+
+// TestPeekVersion: the version read without decoding is the one a full
+// decode finds, for every notice bbs writes; any other beginning is left
+// to the full decode.
+func TestPeekVersion(t *testing.T) {
+	now := time.Now()
+	for _, c := range []topic.Change{
+		{Version: 1, Kind: topic.Created, ID: 1, Topic: topic.Topic{ID: 1, Comment: "x", CreatedAt: now, UpdatedAt: now}},
+		{Version: 9_007_199_254_740_993, Kind: topic.Deleted, ID: 4},
+		{Version: 12, Kind: topic.Reset},
+	} {
+		msg, err := json.Marshal(wire.NoticeOf(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := wire.PeekVersion(msg); !ok || v != c.Version {
+			t.Errorf("PeekVersion(%s) = %d, %v; want %d", msg, v, ok, c.Version)
+		}
+	}
+	for _, msg := range []string{``, `{}`, `{"v":}`, `{"v":1`, `{"v":-1,"k":"reset"}`, `{"v":"1"}`, ` {"v":1}`,
+		`{"k":"reset","v":1}`, `{"v":99999999999999999999}`, `{"v":1.5}`} {
+		if v, ok := wire.PeekVersion([]byte(msg)); ok {
+			t.Errorf("PeekVersion(%s) = %d, true; want it left to the decoder", msg, v)
+		}
+	}
+}
+
+// FuzzPeekVersion: whenever PeekVersion reads a version from a message
+// that decodes as a notice (with no field given twice), the decoder finds
+// the same one.
+func FuzzPeekVersion(f *testing.F) {
+	f.Add([]byte(`{"v":7,"k":"topic.deleted","id":3,"s":99}`))
+	f.Add([]byte(`{"v":0}`))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		v, ok := wire.PeekVersion(msg)
+		var n wire.Notice
+		// encoding/json takes the last of fields given twice, and matches
+		// names case-insensitively and through escapes; bbs writes each once.
+		twice := strings.Count(strings.ToLower(string(msg)), `"v"`) > 1 || strings.Contains(string(msg), `\`)
+		if !ok || twice || json.Unmarshal(msg, &n) != nil {
+			return
+		}
+		if n.Version != v {
+			t.Fatalf("PeekVersion(%s) = %d, decoded %d", msg, v, n.Version)
+		}
+	})
 }

@@ -4,6 +4,7 @@ package wire
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/bbsboard/bbs/pkg/topic"
@@ -86,6 +87,32 @@ type Notice struct {
 	// that predate it). It only feeds the delivery-lag metric: nothing
 	// about applying the change depends on it or on clocks agreeing.
 	Committed int64 `json:"c,omitempty"`
+}
+
+// PeekVersion reads a notice's version without decoding it, when the
+// notice begins as encoding/json writes a Notice: {"v":N, with v first. A
+// replica hears every notice, its own included, and most arrive when it
+// already holds their version (its own, applied at COMMIT; duplicates
+// after a catch-up): those need not be decoded at all. ok is false when
+// the message begins any other way; it is then decoded in full. (A
+// message naming v twice would be decoded with its last; bbs names each
+// field once.)
+func PeekVersion(msg []byte) (v int64, ok bool) {
+	const prefix = `{"v":`
+	if len(msg) < len(prefix)+2 || string(msg[:len(prefix)]) != prefix {
+		return 0, false
+	}
+	i := len(prefix)
+	for ; i < len(msg) && msg[i] >= '0' && msg[i] <= '9'; i++ {
+		if v > (math.MaxInt64-9)/10 {
+			return 0, false
+		}
+		v = v*10 + int64(msg[i]-'0')
+	}
+	if i == len(prefix) || i == len(msg) || msg[i] != ',' && msg[i] != '}' {
+		return 0, false
+	}
+	return v, true
 }
 
 // NoticeOf converts a committed change to its bus notice.
