@@ -153,33 +153,49 @@ func (b *bench) fanout(ctx context.Context, p point) (fanoutResult, error) {
 	return r, nil
 }
 
-// startProfile saves a CPU profile of replica 1 over the next d as
-// name.pprof when -profile is set.
+// startProfile saves profiles of replica 1 over the next d when -profile
+// is set: its CPU as name.pprof, and what it allocated as
+// name-allocs.pprof.
 func (b *bench) startProfile(ctx context.Context, name string, d time.Duration) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	r := b.c.replicas[0]
 	if b.opts.profileDir == "" || !r.pprof {
 		return &wg
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		u := r.internalURL(fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(d.Seconds()))))
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			fmt.Fprintf(b.out, "  profile: %v\n", err)
-			return
-		}
-		defer resp.Body.Close()
-		_ = os.MkdirAll(b.opts.profileDir, 0o755)
-		f, err := os.Create(filepath.Join(b.opts.profileDir, name+".pprof"))
-		if err != nil {
-			fmt.Fprintf(b.out, "  profile: %v\n", err)
-			return
-		}
-		defer f.Close()
-		_, _ = io.Copy(f, resp.Body)
-	}()
+	secs := max(1, int(d.Seconds()))
+	for kind, file := range map[string]string{"profile": name, "allocs": name + "-allocs"} {
+		wg.Go(func() {
+			if err := b.saveProfile(ctx, r.internalURL(fmt.Sprintf("/debug/pprof/%s?seconds=%d", kind, secs)), file); err != nil {
+				fmt.Fprintf(b.out, "  profile %s: %v\n", file, err)
+			}
+		})
+	}
 	return &wg
+}
+
+func (b *bench) saveProfile(ctx context.Context, url, name string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	if err := os.MkdirAll(b.opts.profileDir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(b.opts.profileDir, name+".pprof"))
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
