@@ -1,6 +1,8 @@
 // Command bbs is the bulletin board server. `bbs` serves, `bbs migrate`
 // applies the schema migrations and exits, `bbs healthcheck` probes a
-// running server (for container health checks without a shell).
+// running server (for container health checks without a shell), `bbs
+// config` prints the configuration the environment makes, `bbs help`
+// lists the commands and every setting.
 package main
 
 import (
@@ -47,10 +49,14 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 		return migrate(ctx, getenv, stdout)
 	case "healthcheck":
 		return healthcheck(ctx, getenv)
+	case "config":
+		return showConfig(getenv, stdout)
 	case "version":
 		_, err := fmt.Fprintln(stdout, version)
 		return err
+	case "help", "-h", "-help", "--help":
+		return help(stdout)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate, healthcheck or version)", cmd)
+		return fmt.Errorf("unknown command %q (bbs help lists them)", cmd)
 	}
 }

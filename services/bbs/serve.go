@@ -93,12 +93,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	m.GaugeFunc("bbs_streams_behind", "Streams whose client is behind right now: its socket was full and the stream's own writer is catching up (a new stream counts while its snapshot goes out).", func() float64 { return float64(hub.Behind()) })
 	fd = feed.New(feed.Config{
 		Limit:      cfg.SnapshotLimit,
-		Heartbeat:  cfg.Heartbeat,
-		CheckEvery: cfg.CheckEvery,
+		Heartbeat:  cfg.SSEHeartbeat,
+		CheckEvery: cfg.VersionCheck,
 	}, log.With("component", "feed"), st, bus, shc, hub, m)
 	srv := api.New(api.Config{
 		Replica:      cfg.ReplicaID,
-		Retry:        cfg.Retry,
+		Retry:        cfg.SSERetry,
 		DrainJitter:  cfg.DrainJitter,
 		WriteTimeout: 15 * time.Second,
 		MaxStreams:   cfg.MaxStreams,

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bbsboard/bbs/pkg/config"
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 )
@@ -87,10 +88,9 @@ func TestComposePublishesLocally(t *testing.T) {
 		t.Errorf("lb with BBS_PUBLISH=0.0.0.0:80 BBS_PUBLISH_TLS=0.0.0.0:443: ports %+v", lb.Ports)
 	}
 	// The replicas' internal listener is not the port nginx proxies to.
-	env := service(t, p, "bbs").Environment
-	internal, public := envString(env, "INTERNAL_ADDR", ":9090"), envString(env, "HTTP_ADDR", ":8080")
-	if internal == "off" || internal == public {
-		t.Errorf("bbs: INTERNAL_ADDR %q, HTTP_ADDR %q: want an internal listener of its own", internal, public)
+	cfg := composeConfig(t, p)
+	if cfg.InternalAddr == "" || cfg.InternalAddr == cfg.HTTPAddr {
+		t.Errorf("bbs: INTERNAL_ADDR %q, HTTP_ADDR %q: want an internal listener of its own", cfg.InternalAddr, cfg.HTTPAddr)
 	}
 }
 
@@ -166,8 +166,8 @@ func TestComposeReplicasAndImage(t *testing.T) {
 		t.Errorf("bbs publishes %+v: a scaled service cannot; go through lb", bbs.Ports)
 	}
 	// `docker compose stop` must let a replica drain before SIGKILL.
-	grace := envDuration(t, bbs.Environment, "SHUTDOWN_GRACE", 25*time.Second)
-	delay := envDuration(t, bbs.Environment, "DRAIN_DELAY", 5*time.Second)
+	cfg := composeConfig(t, p)
+	grace, delay := cfg.ShutdownGrace, cfg.DrainDelay
 	if bbs.StopGracePeriod == nil || time.Duration(*bbs.StopGracePeriod) <= delay+grace {
 		t.Errorf("bbs: stop_grace_period %v must exceed DRAIN_DELAY %v + SHUTDOWN_GRACE %v", bbs.StopGracePeriod, delay, grace)
 	}
@@ -248,7 +248,7 @@ func TestComposeLoadBalancer(t *testing.T) {
 	if _, ok := p.Volumes["tls"]; !ok {
 		t.Error("volume tls is not declared")
 	}
-	addr := envString(service(t, p, "bbs").Environment, "HTTP_ADDR", ":8080")
+	addr := composeConfig(t, p).HTTPAddr
 	if !strings.Contains(text, "server bbs"+addr+" resolve") {
 		t.Errorf("nginx.conf: no `server bbs%s resolve` for the scaled service", addr)
 	}
@@ -270,13 +270,16 @@ func envString(env types.MappingWithEquals, key, def string) string {
 	return def
 }
 
-func envDuration(t *testing.T, env types.MappingWithEquals, key string, def time.Duration) time.Duration {
+// composeConfig is the configuration the replicas run with, as the server
+// reads docker-compose.yml's environment for them (defaults included).
+func composeConfig(t *testing.T, p *types.Project) config.Config {
 	t.Helper()
-	d, err := time.ParseDuration(envString(env, key, def.String()))
+	env := service(t, p, "bbs").Environment
+	cfg, err := config.Load(func(k string) string { return envString(env, k, "") })
 	if err != nil {
-		t.Fatalf("%s: %v", key, err)
+		t.Fatalf("docker-compose.yml: the server refuses the bbs environment: %v", err)
 	}
-	return d
+	return cfg
 }
 
 func readFile(t testing.TB, path string) string {

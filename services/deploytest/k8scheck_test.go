@@ -35,8 +35,8 @@ func checkRollout(t *testing.T, p bbsPod) {
 		t.Fatalf("no preStop sleep: the load balancer would still send to a draining replica")
 	}
 	sleep := time.Duration(pre.PreStop.Sleep.Seconds) * time.Second
-	grace := p.configDuration(t, "SHUTDOWN_GRACE", 25*time.Second)
-	delay := p.configDuration(t, "DRAIN_DELAY", 5*time.Second)
+	cfg := podConfig(t, p)
+	grace, delay := cfg.ShutdownGrace, cfg.DrainDelay
 	tgp := d.Spec.Template.Spec.TerminationGracePeriodSeconds
 	if tgp == nil || time.Duration(*tgp)*time.Second <= sleep+delay+grace {
 		t.Errorf("terminationGracePeriodSeconds %v must exceed preStop %v + DRAIN_DELAY %v + SHUTDOWN_GRACE %v", tgp, sleep, delay, grace)
@@ -113,6 +113,7 @@ func checkEnv(t *testing.T, p bbsPod) {
 		}
 	}
 	checkServerEnv(t, "the bbs pod", names)
+	checkSecrets(t, p)
 	for name, res := range map[string]string{"GOMAXPROCS": "limits.cpu", "GOMEMLIMIT": "limits.memory"} {
 		i := slices.IndexFunc(p.main.Env, func(e corev1.EnvVar) bool { return e.Name == name })
 		if i < 0 || p.main.Env[i].ValueFrom == nil || p.main.Env[i].ValueFrom.ResourceFieldRef == nil ||
@@ -144,7 +145,7 @@ func checkRouting(t *testing.T, m manifests, p bbsPod) {
 			}
 		}
 	}
-	heartbeat := p.configDuration(t, "SSE_HEARTBEAT", 15*time.Second)
+	heartbeat := podConfig(t, p).SSEHeartbeat
 
 	ing := m.Ingresses["bbs"]
 	if ing == nil {

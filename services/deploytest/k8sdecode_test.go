@@ -2,6 +2,7 @@ package deploytest
 
 import (
 	"path/filepath"
+	"sync"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -32,13 +33,21 @@ type manifests struct {
 	HTTPRoutes   map[string]*gatewayv1.HTTPRoute
 }
 
+// kustomizeMu keeps kustomize builds one at a time: kyaml fills a global
+// OpenAPI schema on first use without a lock, and two builds at once race
+// on it (kubernetes-sigs/kustomize#5805; seen under -race in make test,
+// the dev and prod overlays being built in parallel).
+var kustomizeMu sync.Mutex
+
 // kustomize builds k8s/<dir> with kustomize's Go API, as
 // `kubectl apply -k` would, and decodes every object. An unknown field, a
 // wrong type or a kind this test does not know fails the test.
 func kustomize(t *testing.T, dir string) manifests {
 	t.Helper()
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	kustomizeMu.Lock()
 	rm, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(repoRoot(t), "k8s", dir))
+	kustomizeMu.Unlock()
 	if err != nil {
 		t.Fatalf("kustomize build k8s/%s: %v", dir, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -43,20 +44,6 @@ func findBBS(t *testing.T, m manifests) bbsPod {
 		p.config = m.ConfigMaps[ef.ConfigMapRef.Name].Data
 	}
 	return p
-}
-
-// configDuration reads a duration from the ConfigMap, or its default.
-func (p bbsPod) configDuration(t *testing.T, key string, def time.Duration) time.Duration {
-	t.Helper()
-	v, ok := p.config[key]
-	if !ok {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		t.Fatalf("ConfigMap %s=%q: %v", key, v, err)
-	}
-	return d
 }
 
 func TestKustomizeOverlays(t *testing.T) {
@@ -116,6 +103,11 @@ func TestSecretTemplate(t *testing.T) {
 		keys = append(keys, k)
 	}
 	checkServerEnv(t, "k8s/base/secret.template.yaml", keys)
+	for _, k := range keys {
+		if slices.Contains(serverEnv(), k) && !slices.Contains(secretEnv(), k) {
+			t.Errorf("k8s/base/secret.template.yaml holds %s, which is no secret (pkg/config's table): set it in config.env", k)
+		}
+	}
 	p := findBBS(t, kustomize(t, "base"))
 	for _, ref := range secretRefs(p) {
 		if ref[0] != s.Name || s.StringData[ref[1]] == "" {

@@ -157,7 +157,7 @@ func nginxKeepaliveTimeout(t testing.TB) time.Duration {
 func TestNginxDrainSafe(t *testing.T) {
 	t.Parallel()
 	ka := nginxKeepaliveTimeout(t)
-	delay := envDuration(t, service(t, loadCompose(t), "bbs").Environment, "DRAIN_DELAY", 5*time.Second)
+	delay := composeConfig(t, loadCompose(t)).DrainDelay
 	if ka >= delay {
 		t.Errorf("nginx keepalive_timeout %v must be shorter than the replicas' DRAIN_DELAY %v (docker-compose.yml)", ka, delay)
 	}
