@@ -37,18 +37,25 @@ run: build ## one replica on http://localhost:8080: embedded SQLite (bbs.db), in
 build: ## build bin/bbs (static, version stamped)
 	CGO_ENABLED=0 $(GO) build -tags '$(GOTAGS)' -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/bbs ./services/bbs
 
-test: ## every test of every module but the browser's and the image's, with -race, against real Postgres and Redis
-	$(GO) test -tags '$(GOTAGS)' -race -count=1 -timeout 20m $$($(GO) list work | grep -v -e /services/e2e -e /services/imagetest)
+# The test targets install what they need (.ci/deps.sh: as root on Debian;
+# elsewhere it prints the command) and run against TEST_DATABASE_URL and
+# TEST_REDIS_URL, else the local Postgres and Redis, else throwaway ones
+# started and stopped around the run (.ci/with-services.sh).
+test: ## every test of every module but the browser's and the image's, with -race, against real Postgres and Redis (throwaway ones when none answer)
+	@bash .ci/deps.sh test
+	bash .ci/with-services.sh $(GO) test -tags '$(GOTAGS)' -race -count=1 -timeout 20m $$($(GO) list work | grep -v -e /services/e2e -e /services/imagetest)
 
 image-test: ## build the Dockerfile with podman (local base images) and run 3 hardened containers against Postgres and Redis (root; apt-get install -y podman runc debootstrap)
-	$(GO) test -tags '$(GOTAGS)' -count=1 -timeout 30m -v ./services/imagetest/...
+	@bash .ci/deps.sh image
+	bash .ci/with-services.sh $(GO) test -tags '$(GOTAGS)' -count=1 -timeout 30m -v ./services/imagetest/...
 
 prom-check: ## deploy/observability checked by Debian's real prometheus: promtool check rules, then every dashboard query and alert selector evaluated against 3 replicas under load (also part of make test)
-	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { echo "prometheus is needed: apt-get install -y prometheus"; exit 1; }
-	$(GO) test -tags '$(GOTAGS)' -count=1 -timeout 5m -run '^(TestPrometheus|TestPodMonitor)' -v ./services/deploytest
+	@bash .ci/deps.sh test
+	bash .ci/with-services.sh $(GO) test -tags '$(GOTAGS)' -count=1 -timeout 5m -run '^(TestPrometheus|TestPodMonitor)' -v ./services/deploytest
 
 e2e: ## the page in headless Chromium against real replicas behind a load balancer; screenshots in screenshots/
-	$(GO) test -tags '$(GOTAGS)' -count=1 -timeout 15m ./services/e2e/...
+	@bash .ci/deps.sh e2e
+	bash .ci/with-services.sh $(GO) test -tags '$(GOTAGS)' -count=1 -timeout 15m ./services/e2e/...
 
 BENCH_FLAGS ?=
 bench: build ## figures (BENCHMARKS.md): broadcast benchmark, then a local cluster under load; JSON in results/
