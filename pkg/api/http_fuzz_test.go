@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/bbsboard/bbs/pkg/api"
-	"github.com/bbsboard/bbs/pkg/broker"
+	"github.com/bbsboard/bbs/pkg/bus"
 	"github.com/bbsboard/bbs/pkg/cache"
 	"github.com/bbsboard/bbs/pkg/feed"
 	"github.com/bbsboard/bbs/pkg/metrics"
@@ -52,7 +52,7 @@ func startBoardWith(t testing.TB, log *slog.Logger, fc feed.Config) *board {
 	}
 	hub := sse.NewHub(8)
 	m := metrics.New()
-	fd = feed.New(fc, log, st, broker.NewMemory(), cache.NewMemory(), hub, m)
+	fd = feed.New(fc, log, st, bus.NewMemory(), cache.NewMemory(), hub, m)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); fd.Run(ctx) }()

@@ -62,7 +62,7 @@ func (s *Server) noscriptPage(c *gin.Context) []byte {
 				ok = json.Unmarshal(encoded, &list) == nil
 				topics = list.Topics
 			} else {
-				topics = wire.FromTopics(page.Topics)
+				topics = wire.TopicsOf(page.Topics)
 			}
 		}
 	}
@@ -71,7 +71,7 @@ func (s *Server) noscriptPage(c *gin.Context) []byte {
 		if err != nil {
 			return nil
 		}
-		topics = wire.FromTopics(page.Topics)
+		topics = wire.TopicsOf(page.Topics)
 	}
 	var older int64
 	if len(topics) == limit && limit > 0 {

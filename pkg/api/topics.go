@@ -42,7 +42,7 @@ func (s *Server) list(c *gin.Context) {
 			if encoded != nil {
 				c.Data(http.StatusOK, "application/json; charset=utf-8", encoded)
 			} else {
-				c.JSON(http.StatusOK, wire.List{Version: page.Version, Topics: wire.FromTopics(page.Topics)})
+				c.JSON(http.StatusOK, wire.List{Version: page.Version, Topics: wire.TopicsOf(page.Topics)})
 			}
 			return
 		}
@@ -53,7 +53,7 @@ func (s *Server) list(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, wire.List{Version: page.Version, Topics: wire.FromTopics(page.Topics)})
+	c.JSON(http.StatusOK, wire.List{Version: page.Version, Topics: wire.TopicsOf(page.Topics)})
 }
 
 // timeWrite records how long a write took the store, transaction and
@@ -126,7 +126,7 @@ func (s *Server) create(c *gin.Context) {
 		c.Redirect(http.StatusSeeOther, "/")
 		return
 	}
-	c.JSON(http.StatusCreated, wire.Created{Topic: wire.FromTopic(t), Token: token})
+	c.JSON(http.StatusCreated, wire.Created{Topic: wire.TopicOf(t), Token: token})
 }
 
 func (s *Server) update(c *gin.Context) {
@@ -155,7 +155,7 @@ func (s *Server) update(c *gin.Context) {
 		return
 	}
 	s.audit(c, "edit", id, token)
-	c.JSON(http.StatusOK, wire.One{Topic: wire.FromTopic(t)})
+	c.JSON(http.StatusOK, wire.One{Topic: wire.TopicOf(t)})
 }
 
 func (s *Server) delete(c *gin.Context) {

@@ -209,7 +209,7 @@ type encoded struct {
 // per version however many streams, reads and cache writes ask for it.
 func (f *Feed) snapshotLocked() []byte {
 	if f.snapshot.list == nil {
-		f.snapshot.list, _ = json.Marshal(wire.List{Version: f.version, Topics: wire.FromTopics(f.topics), Limit: f.cfg.Limit})
+		f.snapshot.list, _ = json.Marshal(wire.List{Version: f.version, Topics: wire.TopicsOf(f.topics), Limit: f.cfg.Limit})
 	}
 	return f.snapshot.list
 }
@@ -237,6 +237,6 @@ func byIDDesc(t topic.Topic, id int64) int {
 
 // encodeChange is the SSE frame of a change.
 func encodeChange(c topic.Change) sse.Frame {
-	data, _ := json.Marshal(wire.FromChange(c)) // plain structs: cannot fail
-	return sse.Encode(c.Version, string(c.Kind), data)
+	data, _ := json.Marshal(wire.EventOf(c)) // plain structs: cannot fail
+	return sse.Encode(c.Version, wire.EventName(c.Kind), data)
 }

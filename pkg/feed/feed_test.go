@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bbsboard/bbs/pkg/broker"
+	"github.com/bbsboard/bbs/pkg/bus"
 	"github.com/bbsboard/bbs/pkg/cache"
 	"github.com/bbsboard/bbs/pkg/feed"
 	"github.com/bbsboard/bbs/pkg/metrics"
@@ -71,7 +71,7 @@ func (s setup) start(t *testing.T, cfg feed.Config) *replica {
 	}
 	r := &replica{store: openStore(t, s.dbURL), hub: sse.NewHub(64), m: metrics.New()}
 	r.feed = feed.New(cfg, slog.New(slog.DiscardHandler), r.store,
-		broker.NewRedis(rdb, s.prefix+":changes", false), cache.NewRedis(rdb, s.prefix+":snapshot"), r.hub, r.m)
+		bus.NewRedis(rdb, s.prefix+":changes", false), cache.NewRedis(rdb, s.prefix+":snapshot"), r.hub, r.m)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); r.feed.Run(ctx) }()

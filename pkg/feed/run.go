@@ -90,7 +90,7 @@ func (f *Feed) onNotice(msg []byte) {
 		f.requestSync("notice far ahead")
 		return
 	}
-	f.offer(n.Change(), fromBus)
+	f.offer(n.Domain(), fromBus)
 }
 
 // pruneFloor is the oldest change-log entry this replica knows to be

@@ -32,20 +32,20 @@ func TestDeleteNamesTheTopicThatFillsTheWindow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			view := wire.FromTopics(page.Topics)
+			view := wire.TopicsOf(page.Topics)
 			// Delete one outside the page too: nothing slides in.
 			for _, id := range []int64{ids[0], ids[4], ids[3], ids[2]} {
 				ch, err := s.Delete(ctx, id, false, allow)
 				if err != nil || len(ch) != 1 {
 					t.Fatalf("delete %d: %+v %v", id, ch, err)
 				}
-				e := wire.FromChange(ch[0])
-				view = wire.ApplyEvent(view, string(ch[0].Kind), e, 3)
+				e := wire.EventOf(ch[0])
+				view = wire.ApplyEvent(view, wire.EventName(ch[0].Kind), e, 3)
 				want, err := s.Page(ctx, 0, 3)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got, exp := fmt.Sprint(view), fmt.Sprint(wire.FromTopics(want.Topics)); got != exp {
+				if got, exp := fmt.Sprint(view), fmt.Sprint(wire.TopicsOf(want.Topics)); got != exp {
 					t.Fatalf("after deleting %d (fill %+v): view %s, database %s", id, e.Fill, got, exp)
 				}
 			}

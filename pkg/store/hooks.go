@@ -53,7 +53,7 @@ func recordChange(tx *gorm.DB, kind topic.Kind, r *topicRow) error {
 	if !ok {
 		return errNoOutbox
 	}
-	c := changeRow{Kind: string(kind), TopicID: r.ID, CommittedAt: time.Now().UTC(), Stamp: newStamp()}
+	c := changeRow{Kind: storedKind(kind), TopicID: r.ID, CommittedAt: time.Now().UTC(), Stamp: newStamp()}
 	if kind != topic.Deleted {
 		created, updated := r.CreatedAt.UTC(), r.UpdatedAt.UTC()
 		c.Comment, c.CreatedAt, c.UpdatedAt = &r.Comment, &created, &updated

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"strings"
 	"time"
 
 	"github.com/bbsboard/bbs/pkg/topic"
@@ -45,9 +46,24 @@ type changeRow struct {
 
 func (changeRow) TableName() string { return "topic_changes" }
 
+// storedKind is a kind as the change log's kind column spells it (the
+// event names of the first release: rows written then are read the same).
+func storedKind(k topic.Kind) string {
+	if k == topic.Reset {
+		return string(k)
+	}
+	return "topic." + string(k)
+}
+
+// kindOf reads the kind column back.
+func kindOf(stored string) topic.Kind {
+	return topic.Kind(strings.TrimPrefix(stored, "topic."))
+}
+
 func (c *changeRow) domain() topic.Change {
-	ch := topic.Change{Version: c.Version, Kind: topic.Kind(c.Kind), ID: c.TopicID, Stamp: c.Stamp}
-	if c.Kind != string(topic.Deleted) && c.Comment != nil && c.CreatedAt != nil && c.UpdatedAt != nil {
+	kind := kindOf(c.Kind)
+	ch := topic.Change{Version: c.Version, Kind: kind, ID: c.TopicID, Stamp: c.Stamp}
+	if kind != topic.Deleted && c.Comment != nil && c.CreatedAt != nil && c.UpdatedAt != nil {
 		ch.Topic = topic.Topic{ID: c.TopicID, Comment: *c.Comment, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC()}
 	}
 	if c.FillID != nil && c.FillComment != nil && c.FillCreatedAt != nil && c.FillUpdatedAt != nil {
@@ -55,7 +71,7 @@ func (c *changeRow) domain() topic.Change {
 	}
 	// A delete scrubs its topic's text from the log (scrubText): what is
 	// left cannot be replayed.
-	ch.Redacted = (c.Kind == string(topic.Created) || c.Kind == string(topic.Updated)) && c.Comment == nil ||
+	ch.Redacted = (kind == topic.Created || kind == topic.Updated) && c.Comment == nil ||
 		c.FillID != nil && c.FillComment == nil
 	return ch
 }

@@ -142,7 +142,7 @@ FOR UPDATE SKIP LOCKED)`, below, maxAge.Seconds())
 // at the new version, read under the version row's lock (nothing can
 // commit in between).
 func (s *Store) Rebase(ctx context.Context, floor int64, limit int) (topic.Page, topic.Change, error) {
-	c := changeRow{Kind: string(topic.Reset), CommittedAt: time.Now().UTC(), Stamp: newStamp()}
+	c := changeRow{Kind: storedKind(topic.Reset), CommittedAt: time.Now().UTC(), Stamp: newStamp()}
 	var page topic.Page
 	ctx, cancel := bounded(ctx)
 	defer cancel()

@@ -36,11 +36,13 @@ type Topic struct {
 // Kind names what a change did to a topic.
 type Kind string
 
-// The kinds of change, spelled as the SSE event names use them.
+// The kinds of change. How they are spelled elsewhere is each layer's
+// business: the change log's column and the bus notice (store, wire) and
+// the SSE event names (wire.EventName) say topic.created.
 const (
-	Created Kind = "topic.created"
-	Updated Kind = "topic.updated"
-	Deleted Kind = "topic.deleted"
+	Created Kind = "created"
+	Updated Kind = "updated"
+	Deleted Kind = "deleted"
 	// Reset marks where the database's history was rewritten (restored to
 	// an earlier point, then written again): nothing before it may be
 	// replayed across it, so whoever crosses it takes a snapshot. Clients

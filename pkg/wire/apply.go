@@ -12,7 +12,7 @@ package wire
 func ApplyEvent(ts []Topic, name string, e Event, limit int) []Topic {
 	out := make([]Topic, 0, len(ts)+1)
 	switch name {
-	case "topic.created":
+	case EventCreated:
 		inserted := false
 		for _, t := range ts {
 			if !inserted && t.ID < e.Topic.ID {
@@ -29,14 +29,14 @@ func ApplyEvent(ts []Topic, name string, e Event, limit int) []Topic {
 		if limit > 0 && len(out) > limit {
 			out = out[:limit]
 		}
-	case "topic.updated":
+	case EventUpdated:
 		for _, t := range ts {
 			if t.ID == e.Topic.ID {
 				t = *e.Topic
 			}
 			out = append(out, t)
 		}
-	case "topic.deleted":
+	case EventDeleted:
 		present := false
 		for _, t := range ts {
 			if t.ID != e.ID {

@@ -28,7 +28,7 @@ func TestNoticeCarriesCommitTime(t *testing.T) {
 	if err := n.Validate(); err != nil {
 		t.Fatalf("notice %s: %v", msg, err)
 	}
-	if got := n.Change().Committed; !got.Equal(committed.Truncate(time.Microsecond)) {
+	if got := n.Domain().Committed; !got.Equal(committed.Truncate(time.Microsecond)) {
 		t.Errorf("commit time %v after the bus, want %v", got, committed.Truncate(time.Microsecond))
 	}
 
@@ -40,7 +40,7 @@ func TestNoticeCarriesCommitTime(t *testing.T) {
 	if err := o.Validate(); err != nil {
 		t.Fatalf("a notice without commit time refused: %v", err)
 	}
-	if ch := o.Change(); !ch.Committed.IsZero() || ch.Version != 7 || ch.ID != 3 || ch.Stamp != 99 {
+	if ch := o.Domain(); !ch.Committed.IsZero() || ch.Version != 7 || ch.ID != 3 || ch.Stamp != 99 {
 		t.Errorf("old notice became %+v", ch)
 	}
 	if b, _ := json.Marshal(wire.NoticeOf(topic.Change{Version: 1, Kind: topic.Reset})); string(b) != `{"v":1,"k":"reset","id":0}` {
@@ -93,4 +93,39 @@ func FuzzPeekVersion(f *testing.F) {
 			t.Fatalf("PeekVersion(%s) = %d, decoded %d", msg, v, n.Version)
 		}
 	})
+}
+
+// TestNoticeKindsKeepTheirSpelling: the domain's kinds are spelled on the
+// bus as every release has spelled them (the SSE event names; "reset"), so
+// replicas of two releases read each other's notices through a rolling
+// update, and each reads back as the kind it was.
+func TestNoticeKindsKeepTheirSpelling(t *testing.T) {
+	now := time.Now()
+	for kind, spelled := range map[topic.Kind]string{
+		topic.Created: "topic.created", topic.Updated: "topic.updated", topic.Deleted: "topic.deleted", topic.Reset: "reset",
+	} {
+		c := topic.Change{Version: 3, Kind: kind}
+		if kind == topic.Created || kind == topic.Updated || kind == topic.Deleted {
+			c.ID = 2
+		}
+		if kind == topic.Created || kind == topic.Updated {
+			c.Topic = topic.Topic{ID: 2, Comment: "x", CreatedAt: now, UpdatedAt: now}
+		}
+		n := wire.NoticeOf(c)
+		if n.Kind != spelled {
+			t.Errorf("%s is spelled %q on the bus, want %q", kind, n.Kind, spelled)
+		}
+		if err := n.Validate(); err != nil {
+			t.Errorf("%s: %v", kind, err)
+		}
+		if got := n.Domain().Kind; got != kind {
+			t.Errorf("%q reads back as %q, want %q", spelled, got, kind)
+		}
+		if kind != topic.Reset && wire.EventName(kind) != spelled {
+			t.Errorf("%s: event name %q, want %q", kind, wire.EventName(kind), spelled)
+		}
+	}
+	if err := (wire.Notice{Version: 1, Kind: "created"}).Validate(); err == nil {
+		t.Error("a notice spelling its kind as the domain does was taken")
+	}
 }

@@ -1,5 +1,9 @@
 // Package wire defines the JSON that leaves the process: API bodies, SSE
 // event data and bus messages, and converts domain values to and from it.
+//
+// Conversions follow one pattern, as pkg/store's rows do: XOf builds the
+// wire value X from a domain value (TopicOf, EventOf, NoticeOf), and its
+// Domain method gives the domain value back (store's rows: domain).
 package wire
 
 import (
@@ -18,8 +22,8 @@ type Topic struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// FromTopic converts a domain topic.
-func FromTopic(t topic.Topic) Topic {
+// TopicOf converts a domain topic.
+func TopicOf(t topic.Topic) Topic {
 	return Topic{ID: t.ID, Comment: t.Comment, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
 }
 
@@ -28,11 +32,11 @@ func (t Topic) Domain() topic.Topic {
 	return topic.Topic{ID: t.ID, Comment: t.Comment, CreatedAt: t.CreatedAt.UTC(), UpdatedAt: t.UpdatedAt.UTC()}
 }
 
-// FromTopics converts a list, never returning nil (clients get [] not null).
-func FromTopics(ts []topic.Topic) []Topic {
+// TopicsOf converts a list, never returning nil (clients get [] not null).
+func TopicsOf(ts []topic.Topic) []Topic {
 	out := make([]Topic, len(ts))
 	for i, t := range ts {
-		out[i] = FromTopic(t)
+		out[i] = TopicOf(t)
 	}
 	return out
 }
@@ -57,31 +61,69 @@ type Event struct {
 	Fill    *Topic `json:"fill,omitempty"`
 }
 
-// FromChange converts a change to its event data.
-func FromChange(c topic.Change) Event {
-	if c.Kind == topic.Deleted {
-		return Event{Version: c.Version, ID: c.ID, Fill: fromOptional(c.Fill)}
+// The SSE event names of the changes clients see (a reset is never sent).
+const (
+	EventCreated = "topic.created"
+	EventUpdated = "topic.updated"
+	EventDeleted = "topic.deleted"
+)
+
+// EventName is the SSE event name of a change of kind k.
+func EventName(k topic.Kind) string {
+	switch k {
+	case topic.Created:
+		return EventCreated
+	case topic.Updated:
+		return EventUpdated
+	case topic.Deleted:
+		return EventDeleted
 	}
-	t := FromTopic(c.Topic)
+	return string(k)
+}
+
+// kindOf reads a notice's kind, which is spelled as its event name (a
+// reset: "reset"), as replicas of every release spell it, so that old and
+// new read each other's notices through a rolling update. A kind it does
+// not know reads as "".
+func kindOf(s string) topic.Kind {
+	switch s {
+	case EventCreated:
+		return topic.Created
+	case EventUpdated:
+		return topic.Updated
+	case EventDeleted:
+		return topic.Deleted
+	case string(topic.Reset):
+		return topic.Reset
+	}
+	return ""
+}
+
+// EventOf converts a change to its event data.
+func EventOf(c topic.Change) Event {
+	if c.Kind == topic.Deleted {
+		return Event{Version: c.Version, ID: c.ID, Fill: optionalTopicOf(c.Fill)}
+	}
+	t := TopicOf(c.Topic)
 	return Event{Version: c.Version, Topic: &t}
 }
 
-func fromOptional(t *topic.Topic) *Topic {
+func optionalTopicOf(t *topic.Topic) *Topic {
 	if t == nil {
 		return nil
 	}
-	w := FromTopic(*t)
+	w := TopicOf(*t)
 	return &w
 }
 
 // Notice is a change as replicas tell each other on the bus.
 type Notice struct {
-	Version int64      `json:"v"`
-	Kind    topic.Kind `json:"k"`
-	ID      int64      `json:"id"`
-	Topic   *Topic     `json:"t,omitempty"`
-	Fill    *Topic     `json:"f,omitempty"`
-	Stamp   int64      `json:"s,omitempty"`
+	Version int64  `json:"v"`
+	Kind    string `json:"k"` // see kindOf
+	ID      int64  `json:"id"`
+	Topic   *Topic `json:"t,omitempty"`
+	Fill    *Topic `json:"f,omitempty"`
+	Stamp   int64  `json:"s,omitempty"`
 	// Committed is when the writer saw the COMMIT return, in Unix
 	// microseconds (0 or absent: unknown, as in notices from replicas
 	// that predate it). It only feeds the delivery-lag metric: nothing
@@ -117,12 +159,12 @@ func PeekVersion(msg []byte) (v int64, ok bool) {
 
 // NoticeOf converts a committed change to its bus notice.
 func NoticeOf(c topic.Change) Notice {
-	n := Notice{Version: c.Version, Kind: c.Kind, ID: c.ID, Stamp: c.Stamp, Fill: fromOptional(c.Fill)}
+	n := Notice{Version: c.Version, Kind: EventName(c.Kind), ID: c.ID, Stamp: c.Stamp, Fill: optionalTopicOf(c.Fill)}
 	if !c.Committed.IsZero() {
 		n.Committed = c.Committed.UnixMicro()
 	}
 	if c.Kind == topic.Created || c.Kind == topic.Updated {
-		t := FromTopic(c.Topic)
+		t := TopicOf(c.Topic)
 		n.Topic = &t
 	}
 	return n
@@ -135,7 +177,7 @@ func (n Notice) Validate() error {
 	if n.Version <= 0 {
 		return fmt.Errorf("notice: version %d", n.Version)
 	}
-	switch n.Kind {
+	switch kindOf(n.Kind) {
 	case topic.Created, topic.Updated:
 		if n.ID <= 0 || n.Topic == nil || n.Topic.ID != n.ID || n.Fill != nil {
 			return fmt.Errorf("notice %d: %s must carry its topic, id %d", n.Version, n.Kind, n.ID)
@@ -154,9 +196,9 @@ func (n Notice) Validate() error {
 	return nil
 }
 
-// Change converts a notice back to the change it announces.
-func (n Notice) Change() topic.Change {
-	c := topic.Change{Version: n.Version, Kind: n.Kind, ID: n.ID, Stamp: n.Stamp}
+// Domain converts a notice back to the change it announces.
+func (n Notice) Domain() topic.Change {
+	c := topic.Change{Version: n.Version, Kind: kindOf(n.Kind), ID: n.ID, Stamp: n.Stamp}
 	if n.Committed > 0 {
 		c.Committed = time.UnixMicro(n.Committed)
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bbsboard/bbs/pkg/topic"
 	"github.com/bbsboard/bbs/pkg/wire"
 	"gorm.io/gorm"
 )
@@ -105,7 +104,7 @@ func readBoard(t *testing.T, db *gorm.DB) boardRows {
 	}
 	for _, e := range log {
 		b.versions = append(b.versions, e.Version)
-		if e.Kind == string(topic.Created) {
+		if e.Kind == "topic.created" { // the change log's spelling
 			b.logged[e.TopicID]++
 		}
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/bbsboard/bbs/pkg/api"
-	"github.com/bbsboard/bbs/pkg/broker"
+	"github.com/bbsboard/bbs/pkg/bus"
 	"github.com/bbsboard/bbs/pkg/cache"
 	"github.com/bbsboard/bbs/pkg/config"
 	"github.com/bbsboard/bbs/pkg/feed"
@@ -63,9 +63,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	}
 	checks := map[string]api.Check{"database": st.Ping}
 	var (
-		bus feed.Bus   = broker.NewMemory()
-		shc feed.Cache = cache.NewMemory()
-		rdb redis.UniversalClient
+		notices feed.Bus   = bus.NewMemory()
+		shc     feed.Cache = cache.NewMemory()
+		rdb     redis.UniversalClient
 	)
 	if cfg.RedisURL != "" {
 		client, err := redisclient.New(cfg.RedisURL)
@@ -78,7 +78,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		// send is timed (the hook sees the client's own commands only:
 		// pub/sub receives are not timed).
 		rdb.AddHook(m.RedisHook())
-		bus = broker.NewRedis(rdb, cfg.RedisPrefix+":changes", client.Cluster)
+		notices = bus.NewRedis(rdb, cfg.RedisPrefix+":changes", client.Cluster)
 		shc = cache.NewRedis(rdb, cfg.RedisPrefix+":snapshot")
 		checks["redis"] = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
 	}
@@ -95,7 +95,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		Limit:      cfg.SnapshotLimit,
 		Heartbeat:  cfg.SSEHeartbeat,
 		CheckEvery: cfg.VersionCheck,
-	}, log.With("component", "feed"), st, bus, shc, hub, m)
+	}, log.With("component", "feed"), st, notices, shc, hub, m)
 	srv := api.New(api.Config{
 		Replica:      cfg.ReplicaID,
 		Retry:        cfg.SSERetry,

@@ -1,4 +1,4 @@
-package broker_test
+package bus_test
 
 import (
 	"context"
@@ -7,13 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bbsboard/bbs/pkg/broker"
+	"github.com/bbsboard/bbs/pkg/bus"
 	"github.com/bbsboard/bbs/pkg/testenv"
 	"github.com/redis/go-redis/v9"
 )
 
-// bus is what both buses provide.
-type bus interface {
+// notices is what feed.Bus asks of both buses.
+type notices interface {
 	Publish(ctx context.Context, msgs ...[]byte) error
 	Subscribe(ctx context.Context, handle func([]byte), resubscribed func()) error
 }
@@ -28,9 +28,9 @@ func TestPublishKeepsOrder(t *testing.T) {
 	}
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { rdb.Close() })
-	buses := map[string]bus{
-		"redis":  broker.NewRedis(rdb, testenv.RedisPrefix(t, testenv.RedisURL(t))+":changes", false),
-		"memory": broker.NewMemory(),
+	buses := map[string]notices{
+		"redis":  bus.NewRedis(rdb, testenv.RedisPrefix(t, testenv.RedisURL(t))+":changes", false),
+		"memory": bus.NewMemory(),
 	}
 	for name, b := range buses {
 		t.Run(name, func(t *testing.T) {
