@@ -2,12 +2,12 @@ package deploytest
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sync"
 	"testing"
+
+	"github.com/bbsboard/bbs/pkg/testenv"
 )
 
 // repoRoot is the repository, two levels above this module.
@@ -62,40 +62,10 @@ func checkServerEnv(t testing.TB, where string, names []string) {
 	}
 }
 
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-	buildOut  []byte
-)
-
-// bbsBinary builds services/bbs once per test run, as `make build` does.
-func bbsBinary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "deploytest-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtBin = filepath.Join(dir, "bbs")
-		cmd := exec.Command("go", "build", "-tags", "nomsgpack", "-trimpath", "-o", builtBin, "./services/bbs")
-		cmd.Dir = repoRoot(t)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("go build ./services/bbs: %v\n%s", buildErr, buildOut)
-	}
-	return builtBin
-}
-
-// TestMain removes the shared binary after the run.
+// TestMain removes the bbs binary the run built (testenv.BBS).
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if builtBin != "" {
-		os.RemoveAll(filepath.Dir(builtBin))
-	}
+	testenv.RemoveBuilt()
 	os.Exit(code)
 }
 

@@ -106,7 +106,7 @@ func (b *bench) run(ctx context.Context) error {
 func (b *bench) targets(rs []*replica) []string {
 	out := make([]string, len(rs))
 	for i, r := range rs {
-		out[i] = r.addr
+		out[i] = r.Addr
 	}
 	return out
 }
@@ -129,5 +129,5 @@ func (b *bench) serverPIDs() []int {
 
 // randomTarget picks a replica for one write.
 func (b *bench) randomTarget() string {
-	return b.c.replicas[rand.IntN(len(b.c.replicas))].addr
+	return b.c.replicas[rand.IntN(len(b.c.replicas))].Addr
 }
