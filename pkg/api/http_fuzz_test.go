@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/bbsboard/bbs/pkg/metrics"
 	"github.com/bbsboard/bbs/pkg/sse"
 	"github.com/bbsboard/bbs/pkg/store"
+	"github.com/bbsboard/bbs/pkg/testenv"
 	"github.com/bbsboard/bbs/pkg/topic"
 )
 
@@ -65,11 +67,12 @@ func startBoardWith(t testing.TB, log *slog.Logger, fc feed.Config) *board {
 		cancel()
 		<-done
 	})
-	for deadline := time.Now().Add(10 * time.Second); !fd.Ready(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("feed not ready")
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if !fd.Ready() {
+			return errors.New("feed not ready")
 		}
-	}
+		return nil
+	})
 	return &board{url: ts.URL, store: st}
 }
 

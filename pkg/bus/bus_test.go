@@ -57,16 +57,14 @@ func TestPublishKeepsOrder(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for {
+			testenv.Eventually(t, 5*time.Second, func() error {
 				mu.Lock()
-				n := len(got)
-				mu.Unlock()
-				if n >= len(want) || time.Now().After(deadline) {
-					break
+				defer mu.Unlock()
+				if len(got) < len(want) {
+					return fmt.Errorf("%d of %d messages delivered: %v", len(got), len(want), got)
 				}
-				time.Sleep(5 * time.Millisecond)
-			}
+				return nil
+			})
 			mu.Lock()
 			defer mu.Unlock()
 			if fmt.Sprint(got) != fmt.Sprint(want) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bbsboard/bbs/pkg/feed"
+	"github.com/bbsboard/bbs/pkg/testenv"
 	"github.com/bbsboard/bbs/pkg/topic"
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
@@ -87,8 +88,8 @@ func TestNoticeWaitsForCommit(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no notice after COMMIT")
 	}
-	waitFor(t, "writer at v1", 5*time.Second, atVersion(writer, 1))
-	waitFor(t, "other at v1", 5*time.Second, atVersion(other, 1))
+	testenv.Eventually(t, 5*time.Second, atVersion("writer", writer, 1))
+	testenv.Eventually(t, 5*time.Second, atVersion("other", other, 1))
 	page, _, ok := other.feed.List(10)
 	if !ok || page.Version != 1 || len(page.Topics) != 1 || page.Topics[0].Comment != "held before commit" {
 		t.Fatalf("other replica's list = %+v", page)

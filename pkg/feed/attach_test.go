@@ -22,7 +22,7 @@ func TestSnapshotEncodedOncePerVersion(t *testing.T) {
 	for range 100 {
 		r.write(t, strings.Repeat("x", 1000))
 	}
-	waitFor(t, "replica at v100", 5*time.Second, atVersion(r, 100))
+	testenv.Eventually(t, 5*time.Second, atVersion("replica", r, 100))
 
 	const streams = 50
 	conns := make([]net.Conn, streams)

@@ -2,6 +2,8 @@ package feed_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -76,7 +78,12 @@ func (s setup) start(t *testing.T, cfg feed.Config) *replica {
 	done := make(chan struct{})
 	go func() { defer close(done); r.feed.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, "feed ready", 5*time.Second, r.feed.Ready)
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if !r.feed.Ready() {
+			return errors.New("feed not ready")
+		}
+		return nil
+	})
 	return r
 }
 
@@ -93,19 +100,15 @@ func (r *replica) write(t *testing.T, comment string) topic.Change {
 	return changes[0]
 }
 
-func waitFor(t *testing.T, what string, within time.Duration, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
+// atVersion is the check that the replica (named what) has reached
+// version v.
+func atVersion(what string, r *replica, v int64) func() error {
+	return func() error {
+		if got := r.feed.Version(); got < v {
+			return fmt.Errorf("%s: at version %d, want %d", what, got, v)
 		}
-		time.Sleep(5 * time.Millisecond)
+		return nil
 	}
-}
-
-func atVersion(r *replica, v int64) func() bool {
-	return func() bool { return r.feed.Version() >= v }
 }
 
 // testutilCount reads the resync counter for reason.

@@ -34,7 +34,7 @@ func TestGapIsFetchedFromLog(t *testing.T) {
 	// after it, so what follows cannot be found by that catch-up.
 	other := s.start(t, feed.Config{})
 	other.write(t, "warm-up")
-	waitFor(t, "replica at v1", 5*time.Second, atVersion(r, 1))
+	testenv.Eventually(t, 5*time.Second, atVersion("replica", r, 1))
 
 	// v2 commits but is never announced (a replica died between COMMIT
 	// and PUBLISH, say); v3 is announced.
@@ -43,10 +43,10 @@ func TestGapIsFetchedFromLog(t *testing.T) {
 	if _, _, err := silent.Create(context.Background(), "never announced", hash); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "other at v1", 5*time.Second, atVersion(other, 1))
+	testenv.Eventually(t, 5*time.Second, atVersion("other", other, 1))
 	other.write(t, "announced")
 
-	waitFor(t, "replica at v3", 5*time.Second, atVersion(r, 3))
+	testenv.Eventually(t, 5*time.Second, atVersion("replica", r, 3))
 	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for want := 1; want <= 3; want++ {
 		ev, err := events.Next()
@@ -72,7 +72,7 @@ func TestResubscribeResyncs(t *testing.T) {
 	r := s.start(t, feed.Config{})
 	writer := s.start(t, feed.Config{})
 	writer.write(t, "before")
-	waitFor(t, "replica at v1", 5*time.Second, atVersion(r, 1))
+	testenv.Eventually(t, 5*time.Second, atVersion("replica", r, 1))
 
 	rs.Stop()
 	// Written while Redis is down: the writer applies it at once; its
@@ -95,25 +95,8 @@ func TestResubscribeResyncs(t *testing.T) {
 		t.Fatalf("replica at %d while Redis is down, want 1", v)
 	}
 	rs.Start()
-	waitFor(t, "replica caught up after Redis came back", 15*time.Second, atVersion(r, c.Version))
+	testenv.Eventually(t, 15*time.Second, atVersion("replica caught up after Redis came back", r, c.Version))
 	if n := testutilCount(r, "resubscribed"); n < 1 {
 		t.Fatalf("resyncs{reason=resubscribed} = %v, want >= 1", n)
-	}
-}
-
-// TestPeriodicCheckFindsLostNotice: a notice lost with no disconnect at
-// all (nothing to trigger a resubscribe, no later notice to show a gap)
-// is found by the periodic version check.
-func TestPeriodicCheckFindsLostNotice(t *testing.T) {
-	s := newSetup(t, "")
-	r := s.start(t, feed.Config{CheckEvery: 100 * time.Millisecond})
-	silent := openStore(t, s.dbURL)
-	_, hash := topic.NewToken()
-	if _, _, err := silent.Create(context.Background(), "lost notice", hash); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "replica found v1", 5*time.Second, atVersion(r, 1))
-	if n := testutilCount(r, "check"); n < 1 {
-		t.Fatalf("resyncs{reason=check} = %v, want >= 1", n)
 	}
 }

@@ -105,15 +105,7 @@ func redisClient(t *testing.T) (*redis.Client, string) {
 	}
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { rdb.Close() })
-	prefix := testenv.RedisPrefix(t, url)
-	// redis_rate puts "rate:" before the prefix, out of RedisPrefix's reach.
-	t.Cleanup(func() {
-		keys, _ := rdb.Keys(context.Background(), "rate:"+prefix+"*").Result()
-		if len(keys) > 0 {
-			rdb.Del(context.Background(), keys...)
-		}
-	})
-	return rdb, prefix
+	return rdb, testenv.RedisPrefix(t, url) // its cleanup takes redis_rate's "rate:" keys too
 }
 
 // TestRedisSharedBudget: two limiters (two replicas) on one Redis spend

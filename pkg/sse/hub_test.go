@@ -2,6 +2,7 @@ package sse_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -98,8 +99,8 @@ func TestStalledStreamOverflowsAlone(t *testing.T) {
 	if h.Overflows() != 1 {
 		t.Fatalf("overflows = %d, want 1", h.Overflows())
 	}
-	waitUntil(t, "stalled stream cut off", closed.Load)
-	waitUntil(t, "stalled stream gone from Len", func() bool { return h.Len() == 1 })
+	testenv.Eventually(t, 10*time.Second, func() error { return want("stalled stream cut off", closed.Load()) })
+	testenv.Eventually(t, 10*time.Second, func() error { return want("stalled stream gone from Len", h.Len() == 1) })
 }
 
 // TestOverflowResyncs: a client that stalls and then reads again is
@@ -120,7 +121,7 @@ func TestOverflowResyncs(t *testing.T) {
 		latest.Store(v)
 		h.Broadcast(big(v))
 	}
-	waitUntil(t, "overflow", func() bool { return h.Overflows() == 1 })
+	testenv.Eventually(t, 10*time.Second, func() error { return want("overflow", h.Overflows() == 1) })
 	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
 	r := sse.NewReader(client)
 	ev := next(t, r)
@@ -209,7 +210,7 @@ func TestClientLeaving(t *testing.T) {
 		t.Fatalf("Len = %d, want 1", h.Len())
 	}
 	client.Close()
-	waitUntil(t, "OnClose after the client left", closed.Load)
+	testenv.Eventually(t, 10*time.Second, func() error { return want("OnClose after the client left", closed.Load()) })
 	if h.Len() != 0 {
 		t.Fatalf("Len = %d after the client left, want 0", h.Len())
 	}
@@ -235,16 +236,15 @@ func TestChattyClientIsCut(t *testing.T) {
 		// The rest may fail once the stream is cut: that is the point.
 		_, _ = client.Write(make([]byte, 1<<20))
 	}()
-	waitUntil(t, "stream closed past the allowance", closed.Load)
+	testenv.Eventually(t, 10*time.Second, func() error { return want("stream closed past the allowance", closed.Load()) })
 }
 
-func waitUntil(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10s", what)
-		}
+// want is nil if ok holds, else an error saying what was awaited.
+func want(what string, ok bool) error {
+	if !ok {
+		return errors.New(what)
 	}
+	return nil
 }
 
 // TestDirectWritesAfterDeadline: once a client that was behind catches up,
@@ -323,5 +323,5 @@ func TestChurnKeepsOrder(t *testing.T) {
 		}
 	}
 	n := len(stay)
-	waitUntil(t, "only the staying streams counted", func() bool { return h.Len() == n })
+	testenv.Eventually(t, 10*time.Second, func() error { return want("only the staying streams counted", h.Len() == n) })
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bbsboard/bbs/pkg/sse"
+	"github.com/bbsboard/bbs/pkg/testenv"
 )
 
 // TestBroadcastThenRunsOnceAfterEveryStream: the callback the feed times
@@ -57,6 +58,8 @@ func TestBehindCountsStalledStreams(t *testing.T) {
 	for range 8 {
 		next(t, healthy)
 	}
-	waitUntil(t, "the stalled stream counted behind", func() bool { return h.Behind() == 1 })
-	waitUntil(t, "the stalled stream cut off and no longer counted", func() bool { return h.Behind() == 0 && h.Len() == 1 })
+	testenv.Eventually(t, 10*time.Second, func() error { return want("the stalled stream counted behind", h.Behind() == 1) })
+	testenv.Eventually(t, 10*time.Second, func() error {
+		return want("the stalled stream cut off and no longer counted", h.Behind() == 0 && h.Len() == 1)
+	})
 }

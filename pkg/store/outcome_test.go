@@ -89,22 +89,18 @@ func (l *lostCommit) during(t *testing.T, write func() error) error {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- write() }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		var n int64
 		err := l.direct.DB().Raw(`SELECT count(*) FROM pg_stat_activity
 WHERE datname = current_database() AND state = 'active' AND lower(query) = 'commit' AND wait_event = 'PgSleep'`).Scan(&n).Error
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n > 0 {
-			break
+		if n == 0 {
+			return errors.New("no COMMIT in flight")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no COMMIT in flight after 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	l.proxy.Freeze()
 	err := <-done
 	l.proxy.Restore()

@@ -43,13 +43,14 @@ func (r *RedisServer) Start() {
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("testenv: start redis-server: %v", err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port))); err == nil {
-			c.Close()
-			return
+	Eventually(r.t, 10*time.Second, func() error {
+		c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port)))
+		if err != nil {
+			return fmt.Errorf("testenv: redis-server on port %d did not start: %w", r.Port, err)
 		}
-	}
-	r.t.Fatalf("testenv: redis-server on port %d did not start", r.Port)
+		c.Close()
+		return nil
+	})
 }
 
 // Stop kills the server (SIGKILL: a crash, not a clean shutdown).
@@ -65,10 +66,9 @@ func (r *RedisServer) Stop() {
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freePort()
 	if err != nil {
-		t.Fatalf("testenv: free port: %v", err)
+		t.Fatalf("testenv: %v", err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }

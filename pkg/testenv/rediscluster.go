@@ -34,14 +34,12 @@ func StartRedisCluster(t testing.TB) string {
 	}
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
 	defer c.Close()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	Eventually(t, 20*time.Second, func() error {
 		info, err := c.ClusterInfo(context.Background()).Result()
 		if err == nil && strings.Contains(info, "cluster_state:ok") && c.Ping(context.Background()).Err() == nil {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("testenv: Redis Cluster not ok: %v %s", err, info)
-		}
-	}
+		return fmt.Errorf("testenv: Redis Cluster not ok: %v %s", err, info)
+	})
 	return fmt.Sprintf("redis+cluster://%s?addr=%s&addr=%s", addrs[0], addrs[1], addrs[2])
 }

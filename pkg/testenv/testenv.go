@@ -3,6 +3,14 @@
 // the servers named by TEST_DATABASE_URL and TEST_REDIS_URL (default: the
 // local ones). A missing server fails the test with the command that
 // installs and starts it; nothing is skipped.
+//
+// It also runs bbs itself: BuildBBS builds the binary once per process and
+// Replica runs one replica process, started, signalled and restarted on
+// the ports it keeps. Those return errors rather than fail a test, so
+// loadgen, which is no test, starts its replicas with them too; StartReplicas
+// and the other functions that take a testing.TB are the tests' short way.
+// Send is the one way tests make an HTTP request, and Eventually the one
+// way they wait for a condition.
 package testenv
 
 import (
@@ -96,22 +104,29 @@ func RedisURL(t testing.TB) string {
 }
 
 // RedisPrefix returns a key and channel prefix no other test uses, and
-// deletes the keys under it when the test ends.
+// deletes the keys under it when the test ends, the rate limiter's too
+// (redis_rate puts "rate:" before the prefix). The braces make it a hash
+// tag, as the default "{bbs}" is: every key in one Redis Cluster slot.
 func RedisPrefix(t testing.TB, redisURL string) string {
 	t.Helper()
-	prefix := Name("bbstest:")
+	prefix := "{" + Name("bbstest:") + "}"
 	t.Cleanup(func() {
 		opt, err := redis.ParseURL(redisURL)
 		if err != nil {
-			return
+			return // a Redis Cluster of the test's own, gone with it
 		}
 		c := redis.NewClient(opt)
 		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		keys, _ := c.Keys(ctx, prefix+"*").Result()
-		if len(keys) > 0 {
-			c.Del(ctx, keys...)
+		for _, pattern := range []string{prefix + "*", "rate:" + prefix + "*"} {
+			iter := c.Scan(ctx, 0, pattern, 100).Iterator()
+			for iter.Next(ctx) {
+				c.Del(ctx, iter.Val())
+			}
+			if err := iter.Err(); err != nil {
+				t.Errorf("testenv: delete Redis keys %s: %v", pattern, err)
+			}
 		}
 	})
 	return prefix

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/bbsboard/bbs/pkg/testenv"
 	"github.com/bbsboard/bbs/pkg/wire"
-	"github.com/redis/go-redis/v9"
 )
 
 // These tests hold replicas to docs/ARCHITECTURE.md's "abuse" row: a write rate limit
@@ -26,45 +26,26 @@ import (
 
 // createFrom posts a topic to r as the client forwarded (X-Forwarded-For:
 // forwarded, unless "").
-func createFrom(t testing.TB, r *replica, forwarded, comment string) rawAnswer {
+func createFrom(t testing.TB, r *replica, forwarded, comment string) testenv.Answer {
 	t.Helper()
-	rq := rawRequest{method: "POST", url: r.URL + "/api/topics", contentType: "application/json", body: jsonBody(comment)}
+	rq := testenv.Request{Method: "POST", URL: r.URL + "/api/topics", JSON: wire.CommentBody{Comment: comment}}
 	if forwarded != "" {
-		rq.headers = map[string]string{"X-Forwarded-For": forwarded}
+		rq.Header = map[string]string{"X-Forwarded-For": forwarded}
 	}
-	return sendRaw(t, rq)
+	return testenv.Do(t, rq)
 }
 
 // checkRateLimited fails unless a is the 429 of a spent budget, with a
 // Retry-After of whole seconds, at least 1 and at most the refill of one
 // write (60/rate seconds).
-func checkRateLimited(t testing.TB, a rawAnswer, perMinute int) {
+func checkRateLimited(t testing.TB, a testenv.Answer, perMinute int) {
 	t.Helper()
 	checkAPIError(t, a, http.StatusTooManyRequests, "rate_limited")
-	ra := a.header.Get("Retry-After")
+	ra := a.Header.Get("Retry-After")
 	secs, err := strconv.Atoi(ra)
 	if err != nil || secs < 1 || secs > 60/perMinute {
 		t.Errorf("Retry-After %q, want whole seconds from 1 to %d", ra, 60/perMinute)
 	}
-}
-
-// cleanRateKeys deletes the cluster's rate-limit keys when the test ends:
-// redis_rate puts "rate:" before REDIS_PREFIX, out of reach of the
-// prefix's own cleanup.
-func cleanRateKeys(t *testing.T, c *cluster) {
-	opt, err := redis.ParseURL(c.base["REDIS_URL"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		rdb := redis.NewClient(opt)
-		defer rdb.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if keys, _ := rdb.Keys(ctx, "rate:"+c.base["REDIS_PREFIX"]+"*").Result(); len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-	})
 }
 
 // TestRateLimitClusterWide: one client writing through three replicas has
@@ -75,7 +56,6 @@ func cleanRateKeys(t *testing.T, c *cluster) {
 // admin token is not limited.
 func TestRateLimitClusterWide(t *testing.T) {
 	c := newCluster(t, "")
-	cleanRateKeys(t, c)
 	limits := map[string]string{"WRITE_RATE": "5", "WRITE_BURST": "5"}
 	rs := []*replica{c.start("r1", limits), c.start("r2", limits), c.start("r3", limits)}
 
@@ -85,8 +65,8 @@ func TestRateLimitClusterWide(t *testing.T) {
 		r := rs[i%len(rs)]
 		a := createFrom(t, r, "", fmt.Sprintf("write %d", i+1))
 		if i < 5 {
-			if a.status != http.StatusCreated {
-				t.Fatalf("create %d on %s: %d %s, want 201 (within the burst)", i+1, r.id, a.status, a.body)
+			if a.Status != http.StatusCreated {
+				t.Fatalf("create %d on %s: %d %s, want 201 (within the burst)", i+1, r.id, a.Status, a.Body)
 			}
 			if i == 0 {
 				decodeAnswer(t, a, &first)
@@ -94,36 +74,35 @@ func TestRateLimitClusterWide(t *testing.T) {
 			continue
 		}
 		checkRateLimited(t, a, 5)
-		refusedBy[a.header.Get("X-Replica")]++
+		refusedBy[a.Header.Get("X-Replica")]++
 	}
 	if len(refusedBy) != 3 {
 		t.Errorf("429s came from %v, want every replica refusing", refusedBy)
 	}
-	if l := dbList(t, rs[0]); l.Version != 5 || len(l.Topics) != 5 {
+	if l := databaseList(t, rs[0]); l.Version != 5 || len(l.Topics) != 5 {
 		t.Fatalf("database at version %d with %d topics, want exactly the 5 allowed writes", l.Version, len(l.Topics))
 	}
 
 	// Edits and deletes are writes too; the topic's own token does not
 	// lift the limit.
 	topicURL := fmt.Sprintf("%s/api/topics/%d", rs[1].URL, first.Topic.ID)
-	edit := sendRaw(t, rawRequest{method: "PATCH", url: topicURL, contentType: "application/json",
-		body: jsonBody("edited"), headers: map[string]string{"Authorization": "Bearer " + first.Token}})
+	edit := testenv.Do(t, testenv.Request{Method: "PATCH", URL: topicURL, JSON: wire.CommentBody{Comment: "edited"}, Token: first.Token})
 	checkRateLimited(t, edit, 5)
-	del := sendRaw(t, rawRequest{method: "DELETE", url: topicURL, headers: map[string]string{"Authorization": "Bearer " + first.Token}})
+	del := testenv.Do(t, testenv.Request{Method: "DELETE", URL: topicURL, Token: first.Token})
 	checkRateLimited(t, del, 5)
 
 	// Reading is not writing: the list and the stream still answer.
-	if a := sendRaw(t, rawRequest{method: "GET", url: rs[2].URL + "/api/topics"}); a.status != http.StatusOK {
-		t.Errorf("GET /api/topics while rate limited: %d %s", a.status, a.body)
+	if a := testenv.Do(t, testenv.Request{Method: "GET", URL: rs[2].URL + "/api/topics"}); a.Status != http.StatusOK {
+		t.Errorf("GET /api/topics while rate limited: %d %s", a.Status, a.Body)
 	}
 	openRawStream(t, rs[2].URL).waitFor(t, "event: snapshot")
 
 	// Moderating a flood is when the admin writes the most.
-	adminDel := sendRaw(t, rawRequest{method: "DELETE", url: topicURL, headers: map[string]string{"Authorization": "Bearer admin-secret"}})
-	if adminDel.status != http.StatusNoContent {
-		t.Errorf("admin delete while the address is limited: %d %s", adminDel.status, adminDel.body)
+	adminDel := testenv.Do(t, testenv.Request{Method: "DELETE", URL: topicURL, Token: "admin-secret"})
+	if adminDel.Status != http.StatusNoContent {
+		t.Errorf("admin delete while the address is limited: %d %s", adminDel.Status, adminDel.Body)
 	}
-	if l := dbList(t, rs[0]); l.Version != 6 {
+	if l := databaseList(t, rs[0]); l.Version != 6 {
 		t.Errorf("database at version %d, want 6 (five creates, one admin delete)", l.Version)
 	}
 }
@@ -138,24 +117,22 @@ func TestRateLimitForwardedFor(t *testing.T) {
 
 	t.Run("untrusted", func(t *testing.T) {
 		c := newCluster(t, "")
-		cleanRateKeys(t, c)
 		r := c.start("direct", limits)
 		for i, fwd := range []string{"198.51.100.1", "198.51.100.2"} {
-			if a := createFrom(t, r, fwd, "spoof"); a.status != http.StatusCreated {
-				t.Fatalf("create %d: %d %s", i+1, a.status, a.body)
+			if a := createFrom(t, r, fwd, "spoof"); a.Status != http.StatusCreated {
+				t.Fatalf("create %d: %d %s", i+1, a.Status, a.Body)
 			}
 		}
 		for _, fwd := range []string{"198.51.100.3", "203.0.113.4, 198.51.100.4", ""} {
 			checkRateLimited(t, createFrom(t, r, fwd, "spoof"), 1)
 		}
-		if l := dbList(t, r); l.Version != 2 {
+		if l := databaseList(t, r); l.Version != 2 {
 			t.Errorf("database at version %d, want 2", l.Version)
 		}
 	})
 
 	t.Run("trusted", func(t *testing.T) {
 		c := newCluster(t, "")
-		cleanRateKeys(t, c)
 		proxied := map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"}
 		for k, v := range limits {
 			proxied[k] = v
@@ -165,8 +142,8 @@ func TestRateLimitForwardedFor(t *testing.T) {
 		n := 0
 		for _, client := range clients {
 			for i := range 2 {
-				if a := createFrom(t, rs[n%2], client, "forwarded"); a.status != http.StatusCreated {
-					t.Fatalf("create %d from %s: %d %s, want 201 (its own budget)", i+1, client, a.status, a.body)
+				if a := createFrom(t, rs[n%2], client, "forwarded"); a.Status != http.StatusCreated {
+					t.Fatalf("create %d from %s: %d %s, want 201 (its own budget)", i+1, client, a.Status, a.Body)
 				}
 				n++
 			}
@@ -180,10 +157,10 @@ func TestRateLimitForwardedFor(t *testing.T) {
 		// Another address in the same IPv6 /64 is the same subscriber.
 		checkRateLimited(t, createFrom(t, rs[1], "2001:db8:1:2::8", "forwarded"), 1)
 		// The proxy's own writes (no header) are a budget of their own.
-		if a := createFrom(t, rs[0], "", "from the proxy"); a.status != http.StatusCreated {
-			t.Fatalf("create from the proxy itself: %d %s", a.status, a.body)
+		if a := createFrom(t, rs[0], "", "from the proxy"); a.Status != http.StatusCreated {
+			t.Fatalf("create from the proxy itself: %d %s", a.Status, a.Body)
 		}
-		if l := dbList(t, rs[1]); l.Version != 7 {
+		if l := databaseList(t, rs[1]); l.Version != 7 {
 			t.Errorf("database at version %d, want 7", l.Version)
 		}
 	})
@@ -198,8 +175,8 @@ func TestRateLimitRedisDown(t *testing.T) {
 	c := newCluster(t, rs.URL())
 	r := c.start("r1", map[string]string{"WRITE_RATE": "1", "WRITE_BURST": "1"})
 
-	if a := createFrom(t, r, "", "before"); a.status != http.StatusCreated {
-		t.Fatalf("first create: %d %s", a.status, a.body)
+	if a := createFrom(t, r, "", "before"); a.Status != http.StatusCreated {
+		t.Fatalf("first create: %d %s", a.Status, a.Body)
 	}
 	checkRateLimited(t, createFrom(t, r, "", "over the limit"), 1)
 	if got := r.metric(t, "bbs_rate_limit_skipped_total"); got != 0 {
@@ -209,55 +186,49 @@ func TestRateLimitRedisDown(t *testing.T) {
 	rs.Stop()
 	const down = 4
 	for i := range down {
-		if a := createFrom(t, r, "", fmt.Sprintf("redis down %d", i+1)); a.status != http.StatusCreated {
-			t.Fatalf("create %d with Redis down: %d %s, want 201", i+1, a.status, a.body)
+		if a := createFrom(t, r, "", fmt.Sprintf("redis down %d", i+1)); a.Status != http.StatusCreated {
+			t.Fatalf("create %d with Redis down: %d %s, want 201", i+1, a.Status, a.Body)
 		}
 	}
 	if got := r.metric(t, "bbs_rate_limit_skipped_total"); got < down {
 		t.Errorf("bbs_rate_limit_skipped_total = %v after %d unchecked writes", got, down)
 	}
-	if l := dbList(t, r); l.Version != 1+down {
+	if l := databaseList(t, r); l.Version != 1+down {
 		t.Errorf("database at version %d, want %d", l.Version, 1+down)
 	}
 
 	// Redis is back, empty: the client gets a fresh budget of one and is
 	// limited again as soon as the client reconnects.
 	rs.Start()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testenv.Eventually(t, 15*time.Second, func() error {
 		a := createFrom(t, r, "", "redis back")
-		if a.status == http.StatusTooManyRequests {
+		if a.Status == http.StatusTooManyRequests {
 			checkRateLimited(t, a, 1)
-			break
+			return nil
 		}
-		if a.status != http.StatusCreated {
-			t.Fatalf("create after Redis came back: %d %s", a.status, a.body)
+		if a.Status != http.StatusCreated {
+			t.Fatalf("create after Redis came back: %d %s", a.Status, a.Body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("writes still unlimited 15s after Redis came back")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return errors.New("writes still unlimited after Redis came back")
+	})
 }
 
 // TestRateLimitLocalMode: without Redis (make run) the limit is kept in
 // the replica's memory, with the same answers.
 func TestRateLimitLocalMode(t *testing.T) {
 	r := startReplica(t, "local", map[string]string{
-		"HTTP_ADDR":    "127.0.0.1:0",
 		"DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "bbs.db"),
-		"REPLICA_ID":   "local",
 		"WRITE_RATE":   "2",
 		"WRITE_BURST":  "3",
 	})
 	for i := range 3 {
-		if a := createFrom(t, r, "", "local"); a.status != http.StatusCreated {
-			t.Fatalf("create %d: %d %s", i+1, a.status, a.body)
+		if a := createFrom(t, r, "", "local"); a.Status != http.StatusCreated {
+			t.Fatalf("create %d: %d %s", i+1, a.Status, a.Body)
 		}
 	}
 	checkRateLimited(t, createFrom(t, r, "", "local"), 2)
 	checkRateLimited(t, createFrom(t, r, "198.51.100.9", "local"), 2) // no trusted proxies
-	if l := dbList(t, r); l.Version != 3 {
+	if l := databaseList(t, r); l.Version != 3 {
 		t.Errorf("database at version %d, want 3", l.Version)
 	}
 	if got := r.metric(t, "bbs_rate_limit_skipped_total"); got != 0 {
@@ -270,17 +241,17 @@ func TestRateLimitDisabled(t *testing.T) {
 	c := newCluster(t, "")
 	r := c.start("r1", map[string]string{"WRITE_RATE": "0", "WRITE_BURST": "1"})
 	for i := range 5 {
-		if a := createFrom(t, r, "", "unlimited"); a.status != http.StatusCreated {
-			t.Fatalf("create %d with WRITE_RATE=0: %d %s", i+1, a.status, a.body)
+		if a := createFrom(t, r, "", "unlimited"); a.Status != http.StatusCreated {
+			t.Fatalf("create %d with WRITE_RATE=0: %d %s", i+1, a.Status, a.Body)
 		}
 	}
 }
 
 // streamAttempt opens a stream; on 200 it is held open until close.
 type streamAttempt struct {
-	status int
-	header http.Header
-	body   []byte         // the error body when not 200
+	Status int
+	Header http.Header
+	Body   []byte         // the error body when not 200
 	resp   *http.Response // the open stream when 200
 	close  func()
 }
@@ -298,7 +269,7 @@ func tryStream(t testing.TB, url string) streamAttempt {
 		defer cancel()
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		return streamAttempt{status: resp.StatusCode, header: resp.Header, body: body, close: func() {}}
+		return streamAttempt{Status: resp.StatusCode, Header: resp.Header, Body: body, close: func() {}}
 	}
 	closed := false
 	closeFn := func() {
@@ -309,22 +280,22 @@ func tryStream(t testing.TB, url string) streamAttempt {
 		}
 	}
 	t.Cleanup(closeFn)
-	return streamAttempt{status: resp.StatusCode, header: resp.Header, resp: resp, close: closeFn}
+	return streamAttempt{Status: resp.StatusCode, Header: resp.Header, resp: resp, close: closeFn}
 }
 
 // checkStreamRefused fails unless s is the refusal status with code
 // too_many_streams and a Retry-After.
 func checkStreamRefused(t testing.TB, s streamAttempt, status int) {
 	t.Helper()
-	if s.status != status {
-		t.Fatalf("stream answered %d %s, want %d", s.status, s.body, status)
+	if s.Status != status {
+		t.Fatalf("stream answered %d %s, want %d", s.Status, s.Body, status)
 	}
 	var e wire.Error
-	if err := json.Unmarshal(s.body, &e); err != nil || e.Error.Code != "too_many_streams" || e.Error.Message == "" {
-		t.Errorf("error body %s (%v), want code too_many_streams with a message", s.body, err)
+	if err := json.Unmarshal(s.Body, &e); err != nil || e.Error.Code != "too_many_streams" || e.Error.Message == "" {
+		t.Errorf("error body %s (%v), want code too_many_streams with a message", s.Body, err)
 	}
-	if secs, err := strconv.Atoi(s.header.Get("Retry-After")); err != nil || secs < 1 {
-		t.Errorf("Retry-After %q, want whole seconds, at least 1", s.header.Get("Retry-After"))
+	if secs, err := strconv.Atoi(s.Header.Get("Retry-After")); err != nil || secs < 1 {
+		t.Errorf("Retry-After %q, want whole seconds, at least 1", s.Header.Get("Retry-After"))
 	}
 }
 
@@ -334,8 +305,8 @@ func TestStreamCapPerClient(t *testing.T) {
 	c := newCluster(t, "")
 	r := c.start("r1", map[string]string{"MAX_STREAMS_PER_CLIENT": "2"})
 	a, b := tryStream(t, r.URL), tryStream(t, r.URL)
-	if a.status != http.StatusOK || b.status != http.StatusOK {
-		t.Fatalf("streams within the cap: %d, %d", a.status, b.status)
+	if a.Status != http.StatusOK || b.Status != http.StatusOK {
+		t.Fatalf("streams within the cap: %d, %d", a.Status, b.Status)
 	}
 	checkStreamRefused(t, tryStream(t, r.URL), http.StatusTooManyRequests)
 	if got := r.metric(t, `bbs_streams_rejected_total{reason="client_full"}`); got != 1 {
@@ -345,20 +316,19 @@ func TestStreamCapPerClient(t *testing.T) {
 	// The replica learns of the close when the connection goes: retry
 	// until it has.
 	a.close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		s := tryStream(t, r.URL)
-		if s.status == http.StatusOK {
-			break
+		if s.Status == http.StatusOK {
+			return nil
 		}
-		if s.status != http.StatusTooManyRequests || time.Now().After(deadline) {
-			t.Fatalf("stream after one closed: %d %s", s.status, s.body)
+		if s.Status != http.StatusTooManyRequests {
+			t.Fatalf("stream after one closed: %d %s", s.Status, s.Body)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("stream after one closed: %d %s", s.Status, s.Body)
+	})
 	// Writes and reads are not streams.
-	if a := createFrom(t, r, "", "while streaming"); a.status != http.StatusCreated {
-		t.Errorf("create while at the stream cap: %d %s", a.status, a.body)
+	if a := createFrom(t, r, "", "while streaming"); a.Status != http.StatusCreated {
+		t.Errorf("create while at the stream cap: %d %s", a.Status, a.Body)
 	}
 }
 
@@ -368,8 +338,8 @@ func TestStreamCapPerReplica(t *testing.T) {
 	c := newCluster(t, "")
 	r := c.start("r1", map[string]string{"MAX_STREAMS": "3"})
 	for i := range 3 {
-		if s := tryStream(t, r.URL); s.status != http.StatusOK {
-			t.Fatalf("stream %d within MAX_STREAMS: %d %s", i+1, s.status, s.body)
+		if s := tryStream(t, r.URL); s.Status != http.StatusOK {
+			t.Fatalf("stream %d within MAX_STREAMS: %d %s", i+1, s.Status, s.Body)
 		}
 	}
 	checkStreamRefused(t, tryStream(t, r.URL), http.StatusServiceUnavailable)

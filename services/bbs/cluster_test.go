@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bbsboard/bbs/pkg/testenv"
 	"github.com/bbsboard/bbs/pkg/wire"
 )
 
@@ -51,15 +52,15 @@ func TestClusterConverges(t *testing.T) {
 					mu.Unlock()
 				case op < 9:
 					// Edits race with deletes of the same topic: 200 or 404 are both right.
-					code := do(t, "PATCH", fmt.Sprintf("%s/api/topics/%d", r.URL, target.Topic.ID), target.Token,
-						wire.CommentBody{Comment: fmt.Sprintf("edited by %d at %d", w, i)}, nil)
-					if code != http.StatusOK && code != http.StatusNotFound {
-						t.Errorf("edit: %d", code)
+					a := testenv.Send(testenv.Request{Method: "PATCH", URL: topicURL(r, target.Topic.ID), Token: target.Token,
+						JSON: wire.CommentBody{Comment: fmt.Sprintf("edited by %d at %d", w, i)}})
+					if a.Status != http.StatusOK && a.Status != http.StatusNotFound {
+						t.Errorf("edit: %v", a)
 					}
 				default:
-					code := do(t, "DELETE", fmt.Sprintf("%s/api/topics/%d", r.URL, target.Topic.ID), target.Token, nil, nil)
-					if code != http.StatusNoContent && code != http.StatusNotFound {
-						t.Errorf("delete: %d", code)
+					a := testenv.Send(testenv.Request{Method: "DELETE", URL: topicURL(r, target.Topic.ID), Token: target.Token})
+					if a.Status != http.StatusNoContent && a.Status != http.StatusNotFound {
+						t.Errorf("delete: %v", a)
 					}
 				}
 			}
@@ -69,13 +70,10 @@ func TestClusterConverges(t *testing.T) {
 
 	final := replicas[0].list(t)
 	for _, r := range replicas[1:] {
-		for deadline := time.Now().Add(5 * time.Second); r.list(t).Version < final.Version && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond)
-		}
+		r.waitServes(t, final.Version, 5*time.Second)
 	}
 	// The database's own answer (limit above the window forces a database read).
-	var truth wire.List
-	do(t, "GET", replicas[0].URL+"/api/topics?limit=500", "", nil, &truth)
+	truth := databaseList(t, replicas[0])
 	if truth.Version < final.Version {
 		t.Fatalf("database at %d, replica at %d", truth.Version, final.Version)
 	}

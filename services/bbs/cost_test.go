@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bbsboard/bbs/pkg/testenv"
 	"github.com/bbsboard/bbs/pkg/wire"
 )
 
@@ -48,9 +49,7 @@ func TestReadsAndFanOutCostNoQueries(t *testing.T) {
 	writer, r2, r3 := c.start("writer", quiet), c.start("r2", quiet), c.start("r3", quiet)
 	writer.create(t, "warm")
 	for _, r := range []*replica{r2, r3} {
-		for deadline := time.Now().Add(5 * time.Second); r.list(t).Version < 1 && time.Now().Before(deadline); {
-			time.Sleep(5 * time.Millisecond)
-		}
+		r.waitServes(t, 1, 5*time.Second)
 	}
 
 	before := map[string]float64{}
@@ -105,8 +104,8 @@ func TestNoTokenNoDatabase(t *testing.T) {
 	created := r.create(t, "locked by nobody")
 	before := r.metric(t, "bbs_db_queries_total")
 	for _, method := range []string{"PATCH", "DELETE"} {
-		o := sendJSON(method, topicURL(r, created.Topic.ID), "", wire.CommentBody{Comment: "x"})
-		if o.status != http.StatusUnauthorized {
+		o := testenv.Send(testenv.Request{Method: method, URL: topicURL(r, created.Topic.ID), JSON: wire.CommentBody{Comment: "x"}})
+		if o.Status != http.StatusUnauthorized {
 			t.Fatalf("%s without a token: %v", method, o)
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,7 +34,7 @@ import (
 func TestSIGTERMAnswersEveryRequest(t *testing.T) {
 	c := newCluster(t, "")
 	delay := time.Second
-	p := c.startProcess("draining", map[string]string{"DRAIN_DELAY": delay.String(), "SHUTDOWN_GRACE": "5s"})
+	p := c.startProcess("draining", map[string]string{"DRAIN_DELAY": delay.String()})
 	addr := strings.TrimPrefix(p.URL, "http://")
 
 	const (
@@ -176,7 +177,7 @@ func (c *keptAliveClient) cycle(base string, n int) bool {
 // ends the client quietly (the request never reached the replica); any
 // other error, a cut answer or an unexpected status is a failure.
 func (c *keptAliveClient) do(method, url, token string, body any, want int, out any) bool {
-	req, err := testenv.JSONRequest(method, url, token, body)
+	req, err := testenv.Request{Method: method, URL: url, Token: token, JSON: body}.NewRequest(context.Background())
 	if err != nil {
 		c.rec.fail("%s: %v", c.name, err)
 		return false

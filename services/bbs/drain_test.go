@@ -1,18 +1,16 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/bbsboard/bbs/pkg/testenv"
 	"github.com/bbsboard/bbs/pkg/wire"
 )
 
@@ -94,15 +92,18 @@ func TestSIGTERMDrains(t *testing.T) {
 				default:
 				}
 				req := fmt.Sprintf("writer %d/%d", w, i)
-				id, code, err := doQuiet(draining.URL, req)
-				if code == http.StatusCreated {
+				// http.DefaultClient: no time limit, so the drain alone
+				// decides how each write ends.
+				a := testenv.Send(testenv.Request{Method: "POST", URL: draining.URL + "/api/topics", JSON: wire.CommentBody{Comment: req}, Client: http.DefaultClient})
+				var created wire.Created
+				if a.Status == http.StatusCreated && a.Decode(&created) == nil {
 					acked.Add(1)
-					ackedIDs.Store(id, req)
+					ackedIDs.Store(created.Topic.ID, req)
 					continue
 				}
-				if !errors.Is(err, syscall.ECONNREFUSED) { // refused: the replica is gone
+				if !errors.Is(a.Err, syscall.ECONNREFUSED) { // refused: the replica is gone
 					mu.Lock()
-					failed = append(failed, fmt.Sprintf("%s: %d %v", req, code, err))
+					failed = append(failed, fmt.Sprintf("%s: %v", req, a))
 					mu.Unlock()
 				}
 				return
@@ -163,7 +164,9 @@ func TestSIGTERMDrains(t *testing.T) {
 	url := other.URL + "/api/topics?limit=500"
 	for {
 		var page wire.List
-		do(t, "GET", url, "", nil, &page)
+		if err := testenv.Send(testenv.Request{Method: "GET", URL: url}).Decode(&page); err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
 		for _, tp := range page.Topics {
 			stored[tp.ID] = tp.Comment
 		}
@@ -186,25 +189,4 @@ func TestSIGTERMDrains(t *testing.T) {
 		sameList(t, v.name, v.state(), want)
 		v.check()
 	}
-}
-
-// doQuiet posts a comment and returns the created topic's id and the
-// status (0 with the error when there was no whole answer).
-func doQuiet(url, comment string) (int64, int, error) {
-	resp, err := http.Post(url+"/api/topics", "application/json", strings.NewReader(`{"comment":"`+comment+`"}`))
-	if err != nil {
-		return 0, 0, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, 0, err
-	}
-	var created wire.Created
-	if resp.StatusCode == http.StatusCreated {
-		if err := json.Unmarshal(data, &created); err != nil {
-			return 0, 0, err
-		}
-	}
-	return created.Topic.ID, resp.StatusCode, nil
 }

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -27,92 +25,21 @@ import (
 // unreachable, and many writers racing on the same rows. Durations are
 // measured and logged, never asserted, except as bounds on hanging.
 
-// faultEnv is the environment of every replica in these tests: the write
-// rate limit out of the way (they send far more writes from one address
-// than the default allows, and what they check is not the limiter), plus
-// extra.
-func faultEnv(extra map[string]string) map[string]string {
-	m := map[string]string{"WRITE_RATE": "100000", "WRITE_BURST": "100000"}
-	for k, v := range extra {
-		m[k] = v
-	}
-	return m
-}
-
-// faultClient bounds every request, so a server that hangs fails the test
-// instead of stalling it, and keeps enough idle connections for the
-// concurrent writers.
-var faultClient = &http.Client{
-	Timeout:   30 * time.Second,
-	Transport: &http.Transport{MaxIdleConnsPerHost: 64},
-}
-
-// startReplicas starts one replica per id with env. Before they stop, the
-// test's client drops its idle connections: net/http's Transport dials
-// spare connections under concurrency that may never carry a request, and
-// http.Server.Shutdown waits up to 5s (the harness's SHUTDOWN_GRACE) for
-// such never-used connections before it treats them as idle.
+// startReplicas starts one replica per id with env.
 func startReplicas(c *cluster, env map[string]string, ids ...string) []*replica {
 	var rs []*replica
 	for _, id := range ids {
 		rs = append(rs, c.start(id, env))
 	}
-	c.t.Cleanup(faultClient.CloseIdleConnections) // runs before the replicas stop
 	return rs
 }
 
-// outcome is one request's result, recorded rather than asserted so that
-// background goroutines (which must not call t.Fatal) can report it.
-type outcome struct {
-	status  int
-	errCode string // the JSON error code of a 4xx/5xx
-	took    time.Duration
-	err     error // transport error, timeout included
-	body    []byte
-}
-
-func (o outcome) String() string {
-	if o.err != nil {
-		return fmt.Sprintf("error after %v: %v", o.took, o.err)
-	}
-	return fmt.Sprintf("%d %s after %v", o.status, bytes.TrimSpace(o.body), o.took)
-}
-
-// sendJSON makes one JSON request; it is safe from any goroutine.
-func sendJSON(method, url, token string, body any) outcome {
-	return sendWith(faultClient, method, url, token, body)
-}
-
-// sendWith is sendJSON through a client of the caller's (one with its own
-// timeout, say).
-func sendWith(client *http.Client, method, url, token string, body any) outcome {
-	req, err := testenv.JSONRequest(method, url, token, body)
-	if err != nil {
-		return outcome{err: err}
-	}
-	start := time.Now()
-	resp, err := client.Do(req)
-	if err != nil {
-		return outcome{err: err, took: time.Since(start)}
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	o := outcome{status: resp.StatusCode, took: time.Since(start), err: err, body: data}
-	if resp.StatusCode >= 400 {
-		var e wire.Error
-		if json.Unmarshal(data, &e) == nil {
-			o.errCode = e.Error.Code
-		}
-	}
-	return o
-}
-
 // tryCreate posts a topic; created is zero unless the answer was 201.
-func tryCreate(baseURL, comment string) (created wire.Created, o outcome) {
-	o = sendJSON("POST", baseURL+"/api/topics", "", wire.CommentBody{Comment: comment})
-	if o.status == http.StatusCreated {
-		if err := json.Unmarshal(o.body, &created); err != nil {
-			o.err = err
+func tryCreate(baseURL, comment string) (created wire.Created, o testenv.Answer) {
+	o = testenv.Send(testenv.Request{Method: "POST", URL: baseURL + "/api/topics", JSON: wire.CommentBody{Comment: comment}})
+	if o.Status == http.StatusCreated {
+		if err := json.Unmarshal(o.Body, &created); err != nil {
+			o.Err = err
 		}
 	}
 	return created, o
@@ -124,14 +51,12 @@ func topicURL(r *replica, id int64) string { return fmt.Sprintf("%s/api/topics/%
 // snapshot window makes the replica read Postgres instead of its memory.
 func databaseList(t testing.TB, r *replica) wire.List {
 	t.Helper()
-	o := sendJSON("GET", r.URL+"/api/topics?limit=500", "", nil)
-	if o.status != http.StatusOK {
-		t.Fatalf("%s GET /api/topics?limit=500: %v", r.id, o)
+	a := testenv.Do(t, testenv.Request{Method: "GET", URL: r.URL + "/api/topics?limit=500"})
+	if a.Status != http.StatusOK {
+		t.Fatalf("%s GET /api/topics?limit=500: %v", r.id, a)
 	}
 	var l wire.List
-	if err := json.Unmarshal(o.body, &l); err != nil {
-		t.Fatal(err)
-	}
+	decodeAnswer(t, a, &l)
 	return l
 }
 
@@ -144,13 +69,13 @@ type readiness struct {
 
 func readinessOf(t testing.TB, r *replica) (int, readiness) {
 	t.Helper()
-	o := sendJSON("GET", r.Internal+"/readyz", "", nil)
-	if o.err != nil {
-		t.Fatalf("%s /readyz: %v", r.id, o.err)
+	o := testenv.Send(testenv.Request{Method: "GET", URL: r.Internal + "/readyz"})
+	if o.Err != nil {
+		t.Fatalf("%s /readyz: %v", r.id, o.Err)
 	}
 	var rd readiness
-	_ = json.Unmarshal(o.body, &rd)
-	return o.status, rd
+	_ = json.Unmarshal(o.Body, &rd)
+	return o.Status, rd
 }
 
 // expectDegraded checks that r stays in the load balancer (200) while
@@ -216,10 +141,7 @@ func expectConverged(t testing.TB, replicas []*replica, views []*view, within ti
 	// default in these tests).
 	truth.Topics = truth.Topics[:min(len(truth.Topics), defaultWindow)]
 	for _, r := range replicas {
-		deadline := time.Now().Add(within)
-		for r.list(t).Version < truth.Version && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
+		r.waitServes(t, truth.Version, within)
 		sameList(t, r.id+" GET /api/topics vs database", r.list(t), truth)
 	}
 	waitViews(views, truth.Version, within)
@@ -265,17 +187,17 @@ func startTraffic(replicas []*replica, every time.Duration, label string) *stead
 			tr.mu.Lock()
 			mine := slices.Clone(tr.created)
 			tr.mu.Unlock()
-			var o outcome
+			var o testenv.Answer
 			if len(mine) > 0 && rng.IntN(5) == 0 {
 				target := mine[rng.IntN(len(mine))]
-				o = sendJSON("PATCH", topicURL(r, target.Topic.ID), target.Token, wire.CommentBody{Comment: fmt.Sprintf("%s edit %d", label, i)})
-				if o.status != http.StatusOK {
+				o = testenv.Send(testenv.Request{Method: "PATCH", URL: topicURL(r, target.Topic.ID), Token: target.Token, JSON: wire.CommentBody{Comment: fmt.Sprintf("%s edit %d", label, i)}})
+				if o.Status != http.StatusOK {
 					tr.fail(fmt.Sprintf("PATCH on %s: %v", r.id, o))
 				}
 			} else {
 				var c wire.Created
 				c, o = tryCreate(r.URL, fmt.Sprintf("%s %d", label, i))
-				if o.status != http.StatusCreated {
+				if o.Status != http.StatusCreated {
 					tr.fail(fmt.Sprintf("POST on %s: %v", r.id, o))
 				} else {
 					tr.mu.Lock()
@@ -285,7 +207,7 @@ func startTraffic(replicas []*replica, every time.Duration, label string) *stead
 			}
 			tr.mu.Lock()
 			tr.writes++
-			tr.slowest = max(tr.slowest, o.took)
+			tr.slowest = max(tr.slowest, o.Took)
 			tr.mu.Unlock()
 		}
 	}()
@@ -303,6 +225,17 @@ func (tr *steadyTraffic) count() int {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	return tr.writes
+}
+
+// waitCount waits until n writes were sent.
+func (tr *steadyTraffic) waitCount(t testing.TB, n int) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if got := tr.count(); got < n {
+			return fmt.Errorf("%d writes sent, want %d", got, n)
+		}
+		return nil
+	})
 }
 
 // end stops the traffic, fails the test for every write that was not
@@ -327,16 +260,14 @@ func (tr *steadyTraffic) end(t testing.TB) time.Duration {
 func TestRedisDiesAndComesBack(t *testing.T) {
 	rs := testenv.StartRedis(t)
 	c := newCluster(t, rs.URL())
-	env := faultEnv(map[string]string{"VERSION_CHECK": "1s"})
+	env := map[string]string{"VERSION_CHECK": "1s"}
 	replicas := startReplicas(c, env, "r1", "r2", "r3")
 	r1 := replicas[0]
 	views := watchEach(t, replicas, 2)
 	r1Views := views[:2]
 
 	tr := startTraffic(replicas, 20*time.Millisecond, "steady")
-	for tr.count() < 15 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	tr.waitCount(t, 15)
 	rs.Stop()
 	killedAt, writesBefore := time.Now(), tr.count()
 	time.Sleep(300 * time.Millisecond) // the replicas notice: connections fail, publishes error
@@ -346,7 +277,7 @@ func TestRedisDiesAndComesBack(t *testing.T) {
 	// change until it has fetched those from the change log (version
 	// order), so its clients see it after that short wait.
 	probe, o := tryCreate(r1.URL, "written during traffic while redis is down")
-	if o.status != http.StatusCreated {
+	if o.Status != http.StatusCreated {
 		t.Fatalf("POST with redis down: %v, want 201", o)
 	}
 	shown := waitShown(t, r1Views, probe.Topic.ID, 5*time.Second)
@@ -375,9 +306,7 @@ func TestRedisDiesAndComesBack(t *testing.T) {
 		t.Errorf("no write counted in bbs_rate_limit_skipped_total while redis (the limiter's store) was down")
 	}
 
-	for tr.count() < writesBefore+20 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	tr.waitCount(t, writesBefore+20)
 	slowest := tr.end(t)
 	t.Logf("redis down: slowest write of the steady traffic (before and during the outage) took %d ms", slowest.Milliseconds())
 
@@ -386,7 +315,7 @@ func TestRedisDiesAndComesBack(t *testing.T) {
 	// not (its streams are local).
 	waitViews(views, databaseList(t, r1).Version, 10*time.Second)
 	quiet, o := tryCreate(r1.URL, "written while redis is down and the board is quiet")
-	if o.status != http.StatusCreated {
+	if o.Status != http.StatusCreated {
 		t.Fatalf("POST with redis down: %v, want 201", o)
 	}
 	if !slices.ContainsFunc(r1.list(t).Topics, func(tp wire.Topic) bool { return tp.ID == quiet.Topic.ID }) {
@@ -400,7 +329,7 @@ func TestRedisDiesAndComesBack(t *testing.T) {
 	var last sync.WaitGroup
 	for i := 0; i < 6; i++ {
 		last.Go(func() {
-			if _, o := tryCreate(replicas[i%len(replicas)].URL, fmt.Sprintf("last outage write %d", i)); o.status != http.StatusCreated {
+			if _, o := tryCreate(replicas[i%len(replicas)].URL, fmt.Sprintf("last outage write %d", i)); o.Status != http.StatusCreated {
 				t.Errorf("POST with redis down: %v", o)
 			}
 		})
@@ -440,7 +369,7 @@ func TestRedisDiesAndComesBack(t *testing.T) {
 	published := r1.metric(t, "bbs_events_published_total")
 	var republished time.Duration
 	for i := 0; republished == 0; i++ {
-		if _, o := tryCreate(r1.URL, fmt.Sprintf("after redis is back %d", i)); o.status != http.StatusCreated {
+		if _, o := tryCreate(r1.URL, fmt.Sprintf("after redis is back %d", i)); o.Status != http.StatusCreated {
 			t.Fatalf("POST after redis is back: %v", o)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -456,14 +385,12 @@ func TestRedisDiesAndComesBack(t *testing.T) {
 	// Readiness turns ok again by itself (go-redis retries its failed
 	// dials once a second, so it can lag the restart by that much).
 	for _, r := range replicas {
-		status, rd := readinessOf(t, r)
-		for deadline := time.Now().Add(5 * time.Second); rd.Status != "ok" && time.Now().Before(deadline); {
-			time.Sleep(50 * time.Millisecond)
-			status, rd = readinessOf(t, r)
-		}
-		if status != http.StatusOK || rd.Status != "ok" {
-			t.Errorf("%s /readyz 5s after redis is back: %d %+v, want 200 ok", r.id, status, rd)
-		}
+		testenv.Eventually(t, 5*time.Second, func() error {
+			if status, rd := readinessOf(t, r); status != http.StatusOK || rd.Status != "ok" {
+				return fmt.Errorf("%s /readyz after redis is back: %d %+v, want 200 ok", r.id, status, rd)
+			}
+			return nil
+		})
 	}
 }
 
@@ -474,7 +401,7 @@ func TestRedisDiesAndComesBack(t *testing.T) {
 // them with its periodic version check and bring its clients along.
 func TestLostNoticesFoundByPeriodicCheck(t *testing.T) {
 	c := newCluster(t, "")
-	env := faultEnv(map[string]string{"VERSION_CHECK": "300ms"})
+	env := map[string]string{"VERSION_CHECK": "300ms"}
 	replicas := startReplicas(c, env, "r1", "r2", "r3")
 	views := watchEach(t, replicas, 2)
 	replicas[0].create(t, "announced")
@@ -535,11 +462,11 @@ func TestLostNoticesFoundByPeriodicCheck(t *testing.T) {
 func TestPostgresUnreachable(t *testing.T) {
 	c := newCluster(t, "") // migrates through the real address
 	proxy, proxied := databaseProxy(t, c)
-	env := faultEnv(map[string]string{
+	env := map[string]string{
 		"DATABASE_URL":  proxied,
 		"VERSION_CHECK": "300ms",
 		"SSE_HEARTBEAT": "200ms",
-	})
+	}
 	replicas := startReplicas(c, env, "r1", "r2", "r3")
 	views := watchEach(t, replicas, 2)
 
@@ -555,14 +482,14 @@ func TestPostgresUnreachable(t *testing.T) {
 
 	// Every write is refused with 503 "unavailable", promptly.
 	var slowest time.Duration
-	refused := func(what string, o outcome) {
+	refused := func(what string, o testenv.Answer) {
 		t.Helper()
-		slowest = max(slowest, o.took)
-		if o.err != nil || o.status != http.StatusServiceUnavailable || o.errCode != "unavailable" {
+		slowest = max(slowest, o.Took)
+		if o.Err != nil || o.Status != http.StatusServiceUnavailable || o.ErrCode != "unavailable" {
 			t.Errorf("%s with postgres down: %v, want 503 unavailable", what, o)
 		}
-		if o.took > 5*time.Second {
-			t.Errorf("%s with postgres down took %v to answer", what, o.took)
+		if o.Took > 5*time.Second {
+			t.Errorf("%s with postgres down took %v to answer", what, o.Took)
 		}
 	}
 	for round := 0; round < 2; round++ {
@@ -570,9 +497,9 @@ func TestPostgresUnreachable(t *testing.T) {
 			_, o := tryCreate(r.URL, fmt.Sprintf("failed create %d/%d", round, i))
 			refused("POST on "+r.id, o)
 			edit := topics[i]
-			refused("PATCH on "+r.id, sendJSON("PATCH", topicURL(r, edit.Topic.ID), edit.Token, wire.CommentBody{Comment: "failed edit"}))
+			refused("PATCH on "+r.id, testenv.Send(testenv.Request{Method: "PATCH", URL: topicURL(r, edit.Topic.ID), Token: edit.Token, JSON: wire.CommentBody{Comment: "failed edit"}}))
 			del := topics[3+i]
-			refused("DELETE on "+r.id, sendJSON("DELETE", topicURL(r, del.Topic.ID), del.Token, nil))
+			refused("DELETE on "+r.id, testenv.Send(testenv.Request{Method: "DELETE", URL: topicURL(r, del.Topic.ID), Token: del.Token}))
 		}
 	}
 	t.Logf("postgres down: writes refused with 503 within %d ms at worst", slowest.Milliseconds())
@@ -581,7 +508,7 @@ func TestPostgresUnreachable(t *testing.T) {
 	// the database and say so with a 503, not a 500.
 	for _, r := range replicas {
 		sameList(t, r.id+" GET /api/topics with postgres down", r.list(t), before)
-		if o := sendJSON("GET", r.URL+"/api/topics?limit=500", "", nil); o.status != http.StatusServiceUnavailable || o.errCode != "unavailable" {
+		if o := testenv.Send(testenv.Request{Method: "GET", URL: r.URL + "/api/topics?limit=500"}); o.Status != http.StatusServiceUnavailable || o.ErrCode != "unavailable" {
 			t.Errorf("%s GET ?limit=500 with postgres down: %v, want 503 unavailable", r.id, o)
 		}
 		expectDegraded(t, r, "database")
@@ -606,15 +533,15 @@ func TestPostgresUnreachable(t *testing.T) {
 	restoredAt := time.Now()
 	// Writes work again at once, through the same replicas.
 	for i, r := range replicas {
-		if _, o := tryCreate(r.URL, fmt.Sprintf("after the outage %d", i)); o.status != http.StatusCreated {
+		if _, o := tryCreate(r.URL, fmt.Sprintf("after the outage %d", i)); o.Status != http.StatusCreated {
 			t.Errorf("first POST on %s after postgres is back: %v, want 201", r.id, o)
 		}
 	}
 	edit, del := topics[0], topics[3]
-	if o := sendJSON("PATCH", topicURL(replicas[1], edit.Topic.ID), edit.Token, wire.CommentBody{Comment: "edited after the outage"}); o.status != http.StatusOK {
+	if o := testenv.Send(testenv.Request{Method: "PATCH", URL: topicURL(replicas[1], edit.Topic.ID), Token: edit.Token, JSON: wire.CommentBody{Comment: "edited after the outage"}}); o.Status != http.StatusOK {
 		t.Errorf("PATCH after postgres is back: %v", o)
 	}
-	if o := sendJSON("DELETE", topicURL(replicas[2], del.Topic.ID), del.Token, nil); o.status != http.StatusNoContent {
+	if o := testenv.Send(testenv.Request{Method: "DELETE", URL: topicURL(replicas[2], del.Topic.ID), Token: del.Token}); o.Status != http.StatusNoContent {
 		t.Errorf("DELETE after postgres is back: %v", o)
 	}
 	committed += 5
@@ -669,7 +596,7 @@ func TestPostgresUnreachable(t *testing.T) {
 func TestPostgresUnreachableHung(t *testing.T) {
 	c := newCluster(t, "")
 	proxy, proxied := databaseProxy(t, c)
-	env := faultEnv(map[string]string{"DATABASE_URL": proxied, "VERSION_CHECK": "300ms"})
+	env := map[string]string{"DATABASE_URL": proxied, "VERSION_CHECK": "300ms"}
 	replicas := startReplicas(c, env, "r1", "r2")
 	views := watchEach(t, replicas, 1)
 	first, second := replicas[0].create(t, "before the partition"), replicas[1].create(t, "also before")
@@ -681,20 +608,20 @@ func TestPostgresUnreachableHung(t *testing.T) {
 	const patience, bound = 10 * time.Second, 5 * time.Second
 	impatient := &http.Client{Timeout: patience}
 
-	writes := map[string]func() outcome{
-		"POST": func() outcome {
-			return sendWith(impatient, "POST", replicas[0].URL+"/api/topics", "", wire.CommentBody{Comment: "refused during the partition"})
+	writes := map[string]func() testenv.Answer{
+		"POST": func() testenv.Answer {
+			return testenv.Send(testenv.Request{Method: "POST", URL: replicas[0].URL + "/api/topics", JSON: wire.CommentBody{Comment: "refused during the partition"}, Client: impatient})
 		},
-		"PATCH": func() outcome {
-			return sendWith(impatient, "PATCH", topicURL(replicas[1], first.Topic.ID), first.Token, wire.CommentBody{Comment: "refused edit"})
+		"PATCH": func() testenv.Answer {
+			return testenv.Send(testenv.Request{Method: "PATCH", URL: topicURL(replicas[1], first.Topic.ID), Token: first.Token, JSON: wire.CommentBody{Comment: "refused edit"}, Client: impatient})
 		},
-		"DELETE": func() outcome {
-			return sendWith(impatient, "DELETE", topicURL(replicas[0], second.Topic.ID), second.Token, nil)
+		"DELETE": func() testenv.Answer {
+			return testenv.Send(testenv.Request{Method: "DELETE", URL: topicURL(replicas[0], second.Topic.ID), Token: second.Token, Client: impatient})
 		},
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	answers := map[string]outcome{}
+	answers := map[string]testenv.Answer{}
 	for name, write := range writes {
 		wg.Go(func() {
 			o := write()
@@ -711,7 +638,7 @@ func TestPostgresUnreachableHung(t *testing.T) {
 	wg.Wait()
 	for name, o := range answers {
 		t.Logf("postgres hung: %s answered %v", name, o)
-		if o.err != nil || o.status != http.StatusServiceUnavailable || o.errCode != "unavailable" || o.took > bound {
+		if o.Err != nil || o.Status != http.StatusServiceUnavailable || o.ErrCode != "unavailable" || o.Took > bound {
 			t.Errorf("%s with postgres hung: %v; want 503 unavailable within %v", name, o, bound)
 		}
 	}
@@ -722,7 +649,7 @@ func TestPostgresUnreachableHung(t *testing.T) {
 	}
 
 	proxy.Restore()
-	if _, o := tryCreate(replicas[1].URL, "after the partition"); o.status != http.StatusCreated {
+	if _, o := tryCreate(replicas[1].URL, "after the partition"); o.Status != http.StatusCreated {
 		t.Errorf("POST after the partition healed: %v, want 201", o)
 	}
 	truth := expectConverged(t, replicas, views, 10*time.Second)
@@ -745,8 +672,7 @@ func TestPostgresUnreachableHung(t *testing.T) {
 // of order.
 func TestConcurrentRacingWriters(t *testing.T) {
 	c := newCluster(t, "")
-	env := faultEnv(nil)
-	replicas := startReplicas(c, env, "r1", "r2", "r3")
+	replicas := startReplicas(c, nil, "r1", "r2", "r3")
 	views := watchEach(t, replicas, 2)
 
 	var mu sync.Mutex
@@ -773,8 +699,8 @@ func TestConcurrentRacingWriters(t *testing.T) {
 					token = "admin-secret"
 				}
 				if rng.IntN(10) < 8 {
-					o := sendJSON("PATCH", topicURL(r, target.Topic.ID), token, wire.CommentBody{Comment: fmt.Sprintf("w%d op%d", w, i)})
-					switch o.status {
+					o := testenv.Send(testenv.Request{Method: "PATCH", URL: topicURL(r, target.Topic.ID), Token: token, JSON: wire.CommentBody{Comment: fmt.Sprintf("w%d op%d", w, i)}})
+					switch o.Status {
 					case http.StatusOK:
 						edits.Add(1)
 					case http.StatusNotFound: // lost the race to a delete
@@ -784,8 +710,8 @@ func TestConcurrentRacingWriters(t *testing.T) {
 					}
 					continue
 				}
-				o := sendJSON("DELETE", topicURL(r, target.Topic.ID), token, nil)
-				switch o.status {
+				o := testenv.Send(testenv.Request{Method: "DELETE", URL: topicURL(r, target.Topic.ID), Token: token})
+				switch o.Status {
 				case http.StatusNoContent:
 					deletes.Add(1)
 				case http.StatusNotFound:
@@ -797,7 +723,7 @@ func TestConcurrentRacingWriters(t *testing.T) {
 				}
 				// This writer's delete won: it refills the slot.
 				created, o := tryCreate(r.URL, fmt.Sprintf("w%d refill %d", w, i))
-				if o.status != http.StatusCreated {
+				if o.Status != http.StatusCreated {
 					t.Errorf("w%d: POST on %s: %v", w, r.id, o)
 					continue
 				}

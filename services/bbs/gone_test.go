@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bbsboard/bbs/pkg/testenv"
 )
 
 // streamBytes opens a stream on url with Last-Event-ID lastID and returns
@@ -57,8 +59,8 @@ func TestDeletedTextNeverReplayed(t *testing.T) {
 			if purge {
 				token = "admin-secret"
 			}
-			if code := do(t, "DELETE", url, token, nil, nil); code != http.StatusNoContent {
-				t.Fatalf("delete: %d", code)
+			if a := testenv.Send(testenv.Request{Method: "DELETE", URL: url, Token: token}); a.Status != http.StatusNoContent {
+				t.Fatalf("delete: %v", a)
 			}
 			v.waitVersion(4, 5*time.Second)
 			late := c.start("late", nil) // its memory never held the text: the log path

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bbsboard/bbs/pkg/testenv"
 	"github.com/bbsboard/bbs/pkg/wire"
 	"gorm.io/gorm"
 )
@@ -30,16 +31,16 @@ func newAcked() *acked {
 	return &acked{created: map[string]int64{}, refused: map[string]int{}}
 }
 
-func (a *acked) record(comment string, created wire.Created, o outcome) {
+func (a *acked) record(comment string, created wire.Created, o testenv.Answer) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	switch {
-	case o.status == http.StatusCreated:
+	case o.Status == http.StatusCreated:
 		a.created[comment] = created.Topic.ID
-	case o.err != nil:
+	case o.Err != nil:
 		a.unknown = append(a.unknown, comment)
 	default:
-		a.refused[comment] = o.status
+		a.refused[comment] = o.Status
 	}
 }
 
@@ -153,7 +154,7 @@ func expectWhole(t *testing.T, b boardRows, a *acked) {
 // once, logged once under its own version, and every stream converges.
 func TestGroupCommitManyWriters(t *testing.T) {
 	c := newCluster(t, "")
-	replicas := startReplicas(c, faultEnv(nil), "r1", "r2", "r3")
+	replicas := startReplicas(c, nil, "r1", "r2", "r3")
 	views := watchEach(t, replicas, 2)
 	targets := []string{replicas[0].URL, replicas[1].URL, replicas[2].URL}
 
@@ -190,7 +191,7 @@ func TestGroupCommitManyWriters(t *testing.T) {
 // the others are answered 201 and present, and nothing is half-written.
 func TestBatchFailsMidway(t *testing.T) {
 	c := newCluster(t, "")
-	replicas := startReplicas(c, faultEnv(nil), "r1", "r2")
+	replicas := startReplicas(c, nil, "r1", "r2")
 	views := watchEach(t, replicas, 1)
 	db := c.db(t)
 	execAll(t, db,
@@ -268,8 +269,8 @@ BEGIN
   RETURN NEW;
 END $$`,
 		`CREATE TRIGGER hold_slow BEFORE INSERT ON topics FOR EACH ROW EXECUTE FUNCTION hold_slow()`)
-	doomed := c.startProcess("doomed", faultEnv(nil))
-	survivor := c.start("survivor", faultEnv(nil))
+	doomed := c.startProcess("doomed", nil)
+	survivor := c.start("survivor", nil)
 	views := watchEach(t, []*replica{survivor}, 2)
 
 	a := newAcked()
@@ -285,7 +286,7 @@ END $$`,
 				}
 				created, o := tryCreate(doomed.URL, comment)
 				a.record(comment, created, o)
-				if o.err != nil {
+				if o.Err != nil {
 					return // the replica is gone
 				}
 			}
@@ -316,13 +317,15 @@ END $$`,
 	wg.Wait()
 	// Postgres notices the dead client once the sleep ends; its
 	// transaction never gets a COMMIT.
-	deadline := time.Now().Add(10 * time.Second)
-	for inFlight > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if err := db.Raw("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' OR state = 'idle in transaction'").Scan(&inFlight).Error; err != nil {
 			t.Fatal(err)
 		}
-	}
+		if inFlight > 0 {
+			return fmt.Errorf("%d sessions still in the killed replica's transaction", inFlight)
+		}
+		return nil
+	})
 	survivor.create(t, "after the kill") // moves every view past the end
 	b := readBoard(t, db)
 	expectWhole(t, b, a)

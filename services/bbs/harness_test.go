@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -85,24 +87,23 @@ func newCluster(t *testing.T, redisURL string) *cluster {
 
 // start runs one more replica with the cluster's settings plus extra.
 func (c *cluster) start(id string, extra map[string]string) *replica {
-	m := map[string]string{"REPLICA_ID": id}
-	for k, v := range c.base {
-		m[k] = v
-	}
-	for k, v := range extra {
-		m[k] = v
-	}
+	m := maps.Clone(c.base)
+	maps.Copy(m, extra)
 	return startReplica(c.t, id, m)
 }
 
-// startReplica runs the server in-process and waits until it is ready.
+// startReplica runs the server in-process with the settings m and waits
+// until it is ready. It sets what m leaves out of REPLICA_ID (id),
+// LOG_LEVEL (info, for the "listening" line) and the listeners' addresses
+// (free ports: the defaults :8080 and :9090 would be shared by every
+// replica).
 func startReplica(t *testing.T, id string, m map[string]string) *replica {
 	t.Helper()
-	if m["LOG_LEVEL"] == "" {
-		m["LOG_LEVEL"] = "info"
-	}
-	if m["INTERNAL_ADDR"] == "" {
-		m["INTERNAL_ADDR"] = "127.0.0.1:0" // the default :9090 would be shared by every replica
+	m = maps.Clone(m)
+	for k, v := range map[string]string{"REPLICA_ID": id, "LOG_LEVEL": "info", "HTTP_ADDR": "127.0.0.1:0", "INTERNAL_ADDR": "127.0.0.1:0"} {
+		if m[k] == "" {
+			m[k] = v
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &replica{t: t, id: id, cancel: cancel, done: make(chan error, 1)}
@@ -148,24 +149,22 @@ func startReplica(t *testing.T, id string, m map[string]string) *replica {
 		t.Fatalf("replica %s did not start listening", id)
 	}
 	t.Cleanup(r.stop)
+	// Before the replica stops, drop the idle connections of the tests'
+	// client: http.Server.Shutdown waits up to SHUTDOWN_GRACE for
+	// connections that never carried a request.
+	t.Cleanup(testenv.CloseIdleConnections)
 	r.waitReady()
 	return r
 }
 
 func (r *replica) waitReady() {
 	r.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(r.URL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+	testenv.Eventually(r.t, 15*time.Second, func() error {
+		if a := testenv.Send(testenv.Request{Method: "GET", URL: r.URL + "/readyz"}); a.Status != http.StatusOK {
+			return fmt.Errorf("replica %s not ready: %v", r.id, a)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	r.t.Fatalf("replica %s not ready", r.id)
+		return nil
+	})
 }
 
 // stop sends the equivalent of SIGTERM and waits for a clean exit.
@@ -185,26 +184,12 @@ func (r *replica) stop() {
 	}
 }
 
-// do sends a request and decodes a JSON answer into out (if non-nil).
-func do(t testing.TB, method, url, token string, body any, out any) int {
-	t.Helper()
-	o := sendWith(http.DefaultClient, method, url, token, body)
-	if o.err != nil {
-		t.Fatalf("%s %s: %v", method, url, o.err)
-	}
-	if out != nil && len(o.body) > 0 {
-		if err := json.Unmarshal(o.body, out); err != nil {
-			t.Fatalf("%s %s: %d %q: %v", method, url, o.status, o.body, err)
-		}
-	}
-	return o.status
-}
-
 func (r *replica) create(t testing.TB, comment string) wire.Created {
 	t.Helper()
 	var out wire.Created
-	if code := do(t, "POST", r.URL+"/api/topics", "", wire.CommentBody{Comment: comment}, &out); code != http.StatusCreated {
-		t.Fatalf("create on %s: status %d", r.id, code)
+	a := testenv.Send(testenv.Request{Method: "POST", URL: r.URL + "/api/topics", JSON: wire.CommentBody{Comment: comment}})
+	if a.Status != http.StatusCreated || a.Decode(&out) != nil {
+		t.Fatalf("create on %s: %v", r.id, a)
 	}
 	return out
 }
@@ -212,11 +197,22 @@ func (r *replica) create(t testing.TB, comment string) wire.Created {
 func (r *replica) list(t testing.TB) wire.List {
 	t.Helper()
 	var out wire.List
-	if code := do(t, "GET", r.URL+"/api/topics", "", nil, &out); code != http.StatusOK {
-		t.Fatalf("list on %s: status %d", r.id, code)
+	if a := testenv.Send(testenv.Request{Method: "GET", URL: r.URL + "/api/topics"}); a.Status != http.StatusOK || a.Decode(&out) != nil {
+		t.Fatalf("list on %s: %v", r.id, a)
 	}
 	out.Limit = 0
 	return out
+}
+
+// waitServes waits until r's list is at version v or later.
+func (r *replica) waitServes(t testing.TB, v int64, within time.Duration) {
+	t.Helper()
+	testenv.Eventually(t, within, func() error {
+		if got := r.list(t).Version; got < v {
+			return fmt.Errorf("%s serves version %d, want %d", r.id, got, v)
+		}
+		return nil
+	})
 }
 
 // view is an SSE client that applies the stream as a browser page does and
@@ -244,6 +240,17 @@ func watch(t testing.TB, name, url, lastID string) *view {
 	t.Helper()
 	v := &view{t: t, name: name, changed: make(chan struct{}, 1), ended: make(chan struct{})}
 	v.connect(url, lastID)
+	t.Cleanup(v.close)
+	return v
+}
+
+// resumeAt opens a stream as a client that holds had does: its state is
+// set before the stream starts, so nothing the stream sends is lost to it.
+func resumeAt(t *testing.T, name, url string, had wire.List) *view {
+	t.Helper()
+	v := &view{t: t, name: name, changed: make(chan struct{}, 1), ended: make(chan struct{}),
+		version: had.Version, topics: had.Topics, limit: had.Limit}
+	v.connect(url, strconv.FormatInt(had.Version, 10))
 	t.Cleanup(v.close)
 	return v
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"testing"
 	"time"
 
@@ -54,22 +53,6 @@ func firstPage(t testing.TB, r *replica, n int) wire.List {
 	return l
 }
 
-// eventually retries check until it returns "" or within passes.
-func eventually(t *testing.T, within time.Duration, check func() string) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		msg := check()
-		if msg == "" {
-			return time.Since(start)
-		}
-		if time.Since(start) > within {
-			t.Fatalf("after %v: %s", within, msg)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func listJSON(l wire.List) string {
 	l.Limit = 0
 	b, _ := json.Marshal(l)
@@ -79,8 +62,8 @@ func listJSON(l wire.List) string {
 // deleteTopic deletes with the admin token and expects 204.
 func deleteTopic(t *testing.T, r *replica, id int64) {
 	t.Helper()
-	if code := do(t, "DELETE", topicURL(r, id), "admin-secret", nil, nil); code != http.StatusNoContent {
-		t.Fatalf("delete %d on %s: %d", id, r.id, code)
+	if a := testenv.Send(testenv.Request{Method: "DELETE", URL: topicURL(r, id), Token: "admin-secret"}); a.Status != http.StatusNoContent {
+		t.Fatalf("delete %d on %s: %v", id, r.id, a)
 	}
 }
 
@@ -107,11 +90,11 @@ func TestWindowRefillsOnDelete(t *testing.T) {
 		}
 		db := firstPage(t, r1, 3)
 		for _, r := range []*replica{r1, r2} {
-			eventually(t, 5*time.Second, func() string {
+			testenv.Eventually(t, 5*time.Second, func() error {
 				if got := r.list(t); listJSON(got) != listJSON(db) {
-					return fmt.Sprintf("%s serves %s, database has %s", r.id, listJSON(got), listJSON(db))
+					return fmt.Errorf("%s serves %s, database has %s", r.id, listJSON(got), listJSON(db))
 				}
-				return ""
+				return nil
 			})
 		}
 		for _, v := range views {
@@ -157,11 +140,11 @@ func TestStaleCacheAndPrunedLog(t *testing.T) {
 	if want.Version != 3 {
 		t.Fatalf("database at %d, want 3", want.Version)
 	}
-	eventually(t, 5*time.Second, func() string {
+	testenv.Eventually(t, 5*time.Second, func() error {
 		if got := r2.list(t); listJSON(got) != listJSON(want) {
-			return fmt.Sprintf("new replica serves %s, database has %s", listJSON(got), listJSON(want))
+			return fmt.Errorf("new replica serves %s, database has %s", listJSON(got), listJSON(want))
 		}
-		return ""
+		return nil
 	})
 	v := resumeAt(t, "resumed", r2.URL, wire.List{Version: 3, Topics: want.Topics, Limit: 100})
 	time.Sleep(200 * time.Millisecond)
@@ -194,26 +177,15 @@ func putBack(t *testing.T, rdb *redis.Client, key func(string) string, snap map[
 	}
 }
 
-// resumeAt opens a stream as a client that holds had does: its state is
-// set before the stream starts, so nothing the stream sends is lost to it.
-func resumeAt(t *testing.T, name, url string, had wire.List) *view {
-	t.Helper()
-	v := &view{t: t, name: name, changed: make(chan struct{}, 1), ended: make(chan struct{}),
-		version: had.Version, topics: had.Topics, limit: had.Limit}
-	v.connect(url, strconv.FormatInt(had.Version, 10))
-	t.Cleanup(v.close)
-	return v
-}
-
 // waitCache waits until the shared cache holds version v, and says how
 // long that took.
 func waitCache(t *testing.T, rdb *redis.Client, key func(string) string, v int64) time.Duration {
 	t.Helper()
-	return eventually(t, 5*time.Second, func() string {
+	return testenv.Eventually(t, 5*time.Second, func() error {
 		if got, _ := rdb.HGet(context.Background(), key("snapshot"), "v").Int64(); got != v {
-			return fmt.Sprintf("cache at %d, want %d", got, v)
+			return fmt.Errorf("cache at %d, want %d", got, v)
 		}
-		return ""
+		return nil
 	})
 }
 
@@ -288,7 +260,7 @@ func TestDatabaseGoesBackInTime(t *testing.T) {
 				rollBack(t, db, 1, func(tx *gorm.DB) error { return writeAgain(tx, 1, tc.writes) })
 			}
 			want := func() wire.List { return firstPage(t, r1, 100) }
-			took := eventually(t, 5*time.Second, func() string {
+			took := testenv.Eventually(t, 5*time.Second, func() error {
 				w := listJSON(want())
 				for _, r := range []*replica{r1, r2} {
 					got := r.list(t)
@@ -297,16 +269,16 @@ func TestDatabaseGoesBackInTime(t *testing.T) {
 					_ = json.Unmarshal([]byte(w), &wl)
 					wl.Version = 0
 					if listJSON(got) != listJSON(wl) {
-						return fmt.Sprintf("%s serves %s, database has %s", r.id, listJSON(got), w)
+						return fmt.Errorf("%s serves %s, database has %s", r.id, listJSON(got), w)
 					}
 				}
 				for _, v := range views {
 					got := v.state()
 					if got.Version <= 3 {
-						return fmt.Sprintf("%s still at %d", v.name, got.Version)
+						return fmt.Errorf("%s still at %d", v.name, got.Version)
 					}
 				}
-				return ""
+				return nil
 			})
 			t.Logf("every replica and stream adopted the restored database in %v", took.Round(time.Millisecond))
 			final := r1.list(t)
@@ -319,14 +291,14 @@ func TestDatabaseGoesBackInTime(t *testing.T) {
 				v.check()
 			}
 			rdb, key := c.redis(t)
-			eventually(t, 5*time.Second, func() string {
+			testenv.Eventually(t, 5*time.Second, func() error {
 				got, _ := rdb.HGet(context.Background(), key("snapshot"), "d").Result()
 				var l wire.List
 				_ = json.Unmarshal([]byte(got), &l)
 				if listJSON(l) != listJSON(final) {
-					return fmt.Sprintf("cache holds %s, want %s", got, listJSON(final))
+					return fmt.Errorf("cache holds %s, want %s", got, listJSON(final))
 				}
-				return ""
+				return nil
 			})
 			// A client that saw v3 before the restore must get a snapshot.
 			old := resumeAt(t, "resumed from before", r2.URL, wire.List{Version: 3})
@@ -431,11 +403,11 @@ func TestResumeOnLaggingReplica(t *testing.T) {
 	r1.create(t, "one")
 	v := watch(t, "client", r1.URL, "")
 	v.waitVersion(1, 5*time.Second)
-	eventually(t, 5*time.Second, func() string {
+	testenv.Eventually(t, 5*time.Second, func() error {
 		if got := r2.list(t).Version; got != 1 {
-			return fmt.Sprintf("r2 at %d", got)
+			return fmt.Errorf("r2 at %d", got)
 		}
-		return ""
+		return nil
 	})
 	dbProxy.Cut()
 	redisProxy.Freeze()

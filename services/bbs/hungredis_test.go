@@ -25,7 +25,7 @@ func TestRedisHungNotDown(t *testing.T) {
 	var took []time.Duration
 	for i := range 5 {
 		start := time.Now()
-		if _, o := tryCreate(r.URL, "while Redis hangs"); o.status != http.StatusCreated {
+		if _, o := tryCreate(r.URL, "while Redis hangs"); o.Status != http.StatusCreated {
 			t.Fatalf("write %d with Redis hung: %v", i, o)
 		}
 		took = append(took, time.Since(start))

@@ -2,8 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -24,46 +24,17 @@ import (
 // the same Idempotency-Key can never make a second topic; the retry gets
 // the first one back, with a token that works.
 
-// keyedAnswer is one request's result with the answer's head.
-type keyedAnswer struct {
-	outcome
-	header http.Header
-}
-
-// sendKeyed makes a JSON request with an Idempotency-Key (unless key is
-// ""); it is safe from any goroutine.
-func sendKeyed(method, url, key, token string, body any) keyedAnswer {
-	req, err := testenv.JSONRequest(method, url, token, body)
-	if err != nil {
-		return keyedAnswer{outcome: outcome{err: err}}
-	}
+// createKeyed posts comment with key (none if ""); created is zero unless
+// the answer was 201.
+func createKeyed(baseURL, key, comment string) (created wire.Created, a testenv.Answer) {
+	rq := testenv.Request{Method: "POST", URL: baseURL + "/api/topics", JSON: wire.CommentBody{Comment: comment}}
 	if key != "" {
-		req.Header.Set("Idempotency-Key", key)
+		rq.Header = map[string]string{"Idempotency-Key": key}
 	}
-	start := time.Now()
-	resp, err := faultClient.Do(req)
-	if err != nil {
-		return keyedAnswer{outcome: outcome{err: err, took: time.Since(start)}}
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	a := keyedAnswer{outcome: outcome{status: resp.StatusCode, took: time.Since(start), err: err, body: data}, header: resp.Header}
-	if resp.StatusCode >= 400 {
-		var e wire.Error
-		if json.Unmarshal(data, &e) == nil {
-			a.errCode = e.Error.Code
-		}
-	}
-	return a
-}
-
-// createKeyed posts comment with key; created is zero unless the answer
-// was 201.
-func createKeyed(baseURL, key, comment string) (created wire.Created, a keyedAnswer) {
-	a = sendKeyed("POST", baseURL+"/api/topics", key, "", wire.CommentBody{Comment: comment})
-	if a.status == http.StatusCreated {
-		if err := json.Unmarshal(a.body, &created); err != nil {
-			a.err = err
+	a = testenv.Send(rq)
+	if a.Status == http.StatusCreated {
+		if err := json.Unmarshal(a.Body, &created); err != nil {
+			a.Err = err
 		}
 	}
 	return created, a
@@ -98,7 +69,7 @@ func newKey() string { return testenv.Name("k-") + testenv.Name("") }
 // Idempotency-Key header, through two replicas of one cluster.
 func TestIdempotencyKeyRules(t *testing.T) {
 	c := newCluster(t, "")
-	replicas := startReplicas(c, faultEnv(nil), "r1", "r2")
+	replicas := startReplicas(c, nil, "r1", "r2")
 	r1, r2 := replicas[0], replicas[1]
 	views := watchEach(t, replicas, 1)
 	db := directDB(t, c)
@@ -108,9 +79,8 @@ func TestIdempotencyKeyRules(t *testing.T) {
 			"", "short", strings.Repeat("k", 15), strings.Repeat("k", 129),
 			"has spaces in it, 1234", "dots.are.not.allowed.here", "ünïcödé-ünïcödé-ünïcödé",
 		} {
-			a := sendRaw(t, rawRequest{
-				method: "POST", url: r1.URL + "/api/topics", contentType: "application/json",
-				body: jsonBody("with a bad key"), headers: map[string]string{"Idempotency-Key": key},
+			a := testenv.Do(t, testenv.Request{
+				Method: "POST", URL: r1.URL + "/api/topics", JSON: wire.CommentBody{Comment: "with a bad key"}, Header: map[string]string{"Idempotency-Key": key},
 			})
 			checkAPIError(t, a, http.StatusBadRequest, "invalid_idempotency_key")
 		}
@@ -119,8 +89,8 @@ func TestIdempotencyKeyRules(t *testing.T) {
 		}
 		// The bounds themselves are accepted.
 		for _, key := range []string{strings.Repeat("a", 16), strings.Repeat("Z9_-", 32)} {
-			if _, a := createKeyed(r1.URL, key, "key of length "+fmt.Sprint(len(key))); a.status != http.StatusCreated {
-				t.Errorf("key of %d characters: %v, want 201", len(key), a.outcome)
+			if _, a := createKeyed(r1.URL, key, "key of length "+fmt.Sprint(len(key))); a.Status != http.StatusCreated {
+				t.Errorf("key of %d characters: %v, want 201", len(key), a)
 			}
 		}
 	})
@@ -128,19 +98,19 @@ func TestIdempotencyKeyRules(t *testing.T) {
 	t.Run("retry", func(t *testing.T) {
 		key := newKey()
 		first, a := createKeyed(r1.URL, key, "posted once")
-		if a.status != http.StatusCreated || first.Token == "" {
-			t.Fatalf("first POST: %v", a.outcome)
+		if a.Status != http.StatusCreated || first.Token == "" {
+			t.Fatalf("first POST: %v", a)
 		}
-		if a.header.Get("Idempotent-Replayed") != "" {
+		if a.Header.Get("Idempotent-Replayed") != "" {
 			t.Errorf("first POST says it was replayed")
 		}
 		versionAfter := databaseList(t, r1).Version
 		// The same key and comment (normalised alike), on another replica.
 		again, a := createKeyed(r2.URL, key, "  posted once\r\n")
-		if a.status != http.StatusCreated || again != first {
-			t.Fatalf("retry with the same key: %v = %+v, want 201 with %+v", a.outcome, again, first)
+		if a.Status != http.StatusCreated || again != first {
+			t.Fatalf("retry with the same key: %v = %+v, want 201 with %+v", a, again, first)
 		}
-		if a.header.Get("Idempotent-Replayed") != "true" {
+		if a.Header.Get("Idempotent-Replayed") != "true" {
 			t.Errorf("retry answer lacks Idempotent-Replayed: true")
 		}
 		if v := databaseList(t, r1).Version; v != versionAfter {
@@ -152,18 +122,18 @@ func TestIdempotencyKeyRules(t *testing.T) {
 		// The same key with another comment is refused, on any replica.
 		for _, r := range replicas {
 			_, a := createKeyed(r.URL, key, "something else")
-			if a.status != http.StatusUnprocessableEntity || a.errCode != "idempotency_key_reused" {
-				t.Errorf("same key, other comment on %s: %v, want 422 idempotency_key_reused", r.id, a.outcome)
+			if a.Status != http.StatusUnprocessableEntity || a.ErrCode != "idempotency_key_reused" {
+				t.Errorf("same key, other comment on %s: %v, want 422 idempotency_key_reused", r.id, a)
 			}
 		}
 		// The token the retry gave back works.
-		if o := sendJSON("PATCH", topicURL(r2, first.Topic.ID), again.Token, wire.CommentBody{Comment: "posted once, edited"}); o.status != http.StatusOK {
+		if o := testenv.Send(testenv.Request{Method: "PATCH", URL: topicURL(r2, first.Topic.ID), Token: again.Token, JSON: wire.CommentBody{Comment: "posted once, edited"}}); o.Status != http.StatusOK {
 			t.Errorf("PATCH with the retry's token: %v", o)
 		}
 		// Without a key, two posts are two topics, as before.
 		for range 2 {
-			if _, a := createKeyed(r1.URL, "", "no key"); a.status != http.StatusCreated {
-				t.Errorf("POST without a key: %v", a.outcome)
+			if _, a := createKeyed(r1.URL, "", "no key"); a.Status != http.StatusCreated {
+				t.Errorf("POST without a key: %v", a)
 			}
 		}
 		if n := rowsWith(t, db, "no key"); n != 2 {
@@ -175,15 +145,15 @@ func TestIdempotencyKeyRules(t *testing.T) {
 		key := newKey()
 		const attempts = 12
 		answers := make([]wire.Created, attempts)
-		outcomes := make([]keyedAnswer, attempts)
+		outcomes := make([]testenv.Answer, attempts)
 		var wg sync.WaitGroup
 		for i := range attempts {
 			wg.Go(func() { answers[i], outcomes[i] = createKeyed(replicas[i%2].URL, key, "raced with one key") })
 		}
 		wg.Wait()
 		for i, a := range outcomes {
-			if a.status != http.StatusCreated {
-				t.Errorf("attempt %d: %v, want 201", i, a.outcome)
+			if a.Status != http.StatusCreated {
+				t.Errorf("attempt %d: %v, want 201", i, a)
 				continue
 			}
 			if answers[i] != answers[0] {
@@ -198,12 +168,12 @@ func TestIdempotencyKeyRules(t *testing.T) {
 	t.Run("form post", func(t *testing.T) {
 		key := newKey()
 		for range 2 {
-			a := sendRaw(t, rawRequest{
-				method: "POST", url: r1.URL + "/api/topics", contentType: "application/x-www-form-urlencoded",
-				body: []byte(url.Values{"comment": {"form with a key"}}.Encode()), headers: map[string]string{"Idempotency-Key": key},
+			a := testenv.Do(t, testenv.Request{
+				Method: "POST", URL: r1.URL + "/api/topics", ContentType: "application/x-www-form-urlencoded",
+				Body: []byte(url.Values{"comment": {"form with a key"}}.Encode()), Header: map[string]string{"Idempotency-Key": key},
 			})
-			if a.status != http.StatusSeeOther {
-				t.Errorf("form post with a key: %d %s, want 303", a.status, a.body)
+			if a.Status != http.StatusSeeOther {
+				t.Errorf("form post with a key: %d %s, want 303", a.Status, a.Body)
 			}
 		}
 		if n := rowsWith(t, db, "form with a key"); n != 1 {
@@ -214,14 +184,14 @@ func TestIdempotencyKeyRules(t *testing.T) {
 	t.Run("deleted since", func(t *testing.T) {
 		key := newKey()
 		created, a := createKeyed(r1.URL, key, "deleted later")
-		if a.status != http.StatusCreated {
-			t.Fatalf("POST: %v", a.outcome)
+		if a.Status != http.StatusCreated {
+			t.Fatalf("POST: %v", a)
 		}
-		if o := sendJSON("DELETE", topicURL(r1, created.Topic.ID), created.Token, nil); o.status != http.StatusNoContent {
+		if o := testenv.Send(testenv.Request{Method: "DELETE", URL: topicURL(r1, created.Topic.ID), Token: created.Token}); o.Status != http.StatusNoContent {
 			t.Fatalf("DELETE: %v", o)
 		}
-		if _, a := createKeyed(r2.URL, key, "deleted later"); a.status != http.StatusGone || a.errCode != "deleted" {
-			t.Errorf("retry of a create whose topic was deleted since: %v, want 410 deleted", a.outcome)
+		if _, a := createKeyed(r2.URL, key, "deleted later"); a.Status != http.StatusGone || a.ErrCode != "deleted" {
+			t.Errorf("retry of a create whose topic was deleted since: %v, want 410 deleted", a)
 		}
 		if n := rowsWith(t, db, "deleted later"); n != 1 {
 			t.Errorf("%d rows, want 1", n)
@@ -256,23 +226,19 @@ CREATE CONSTRAINT TRIGGER test_slow_commit AFTER INSERT OR UPDATE ON topics
 // the COMMIT goes on in the database, and its answer is held.
 func freezeDuringCommit(t *testing.T, db *gorm.DB, proxy *testenv.Proxy) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		var n int64
 		err := db.Raw(`SELECT count(*) FROM pg_stat_activity
 WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active' AND lower(query) = 'commit' AND wait_event = 'PgSleep'`).Scan(&n).Error
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n > 0 {
-			proxy.Freeze()
-			return
+		if n == 0 {
+			return errors.New("no COMMIT in flight")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no COMMIT in flight after 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
+	proxy.Freeze()
 }
 
 // TestWriteOutcomeUnknown: the connection between a replica and Postgres
@@ -287,7 +253,7 @@ WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'acti
 func TestWriteOutcomeUnknown(t *testing.T) {
 	c := newCluster(t, "")
 	proxy, proxied := databaseProxy(t, c)
-	replicas := startReplicas(c, faultEnv(map[string]string{"DATABASE_URL": proxied, "VERSION_CHECK": "300ms"}), "r1", "r2")
+	replicas := startReplicas(c, map[string]string{"DATABASE_URL": proxied, "VERSION_CHECK": "300ms"}, "r1", "r2")
 	r1, r2 := replicas[0], replicas[1]
 	views := watchEach(t, replicas, 1)
 	db := directDB(t, c)
@@ -299,29 +265,29 @@ func TestWriteOutcomeUnknown(t *testing.T) {
 
 	// unknown sends a write while freezing the database connections during
 	// its COMMIT, and checks the answer says the outcome is unknown.
-	unknown := func(t *testing.T, what string, send func() keyedAnswer) {
+	unknown := func(t *testing.T, what string, send func() testenv.Answer) {
 		t.Helper()
-		answer := make(chan keyedAnswer, 1)
+		answer := make(chan testenv.Answer, 1)
 		go func() { answer <- send() }()
 		freezeDuringCommit(t, db, proxy)
 		a := <-answer
 		proxy.Restore()
-		t.Logf("%s with its COMMIT's answer lost: %v", what, a.outcome)
-		if a.status != http.StatusServiceUnavailable || a.errCode != "outcome_unknown" {
-			t.Errorf("%s whose COMMIT was not answered: %v, want 503 outcome_unknown", what, a.outcome)
+		t.Logf("%s with its COMMIT's answer lost: %v", what, a)
+		if a.Status != http.StatusServiceUnavailable || a.ErrCode != "outcome_unknown" {
+			t.Errorf("%s whose COMMIT was not answered: %v, want 503 outcome_unknown", what, a)
 		}
-		if a.header.Get("Retry-After") == "" {
+		if a.Header.Get("Retry-After") == "" {
 			t.Errorf("%s: 503 outcome_unknown without Retry-After", what)
 		}
-		if strings.Contains(string(a.body), "nothing was written") {
-			t.Errorf("%s: says nothing was written, which may be false: %s", what, a.body)
+		if strings.Contains(string(a.Body), "nothing was written") {
+			t.Errorf("%s: says nothing was written, which may be false: %s", what, a.Body)
 		}
 	}
 
 	t.Run("create", func(t *testing.T) {
 		key := newKey()
 		const comment = "slow create, answer lost"
-		unknown(t, "POST", func() keyedAnswer {
+		unknown(t, "POST", func() testenv.Answer {
 			_, a := createKeyed(r1.URL, key, comment)
 			return a
 		})
@@ -338,15 +304,15 @@ func TestWriteOutcomeUnknown(t *testing.T) {
 		var tokens []string
 		for _, r := range []*replica{r1, r2} {
 			got, a := createKeyed(r.URL, key, comment)
-			if a.status != http.StatusCreated || got.Topic.ID != landed || got.Topic.Comment != comment {
-				t.Fatalf("retry on %s with the same key: %v; want 201 with topic %d", r.id, a.outcome, landed)
+			if a.Status != http.StatusCreated || got.Topic.ID != landed || got.Topic.Comment != comment {
+				t.Fatalf("retry on %s with the same key: %v; want 201 with topic %d", r.id, a, landed)
 			}
 			tokens = append(tokens, got.Token)
 		}
 		if tokens[0] != tokens[1] {
 			t.Errorf("two retries gave two tokens")
 		}
-		if o := sendJSON("PATCH", topicURL(r2, landed), tokens[0], wire.CommentBody{Comment: "edited by its author"}); o.status != http.StatusOK {
+		if o := testenv.Send(testenv.Request{Method: "PATCH", URL: topicURL(r2, landed), Token: tokens[0], JSON: wire.CommentBody{Comment: "edited by its author"}}); o.Status != http.StatusOK {
 			t.Errorf("PATCH with the retry's token: %v, want 200", o)
 		}
 		if n := rowsWith(t, db, comment) + rowsWith(t, db, "edited by its author"); n != 1 {
@@ -356,24 +322,24 @@ func TestWriteOutcomeUnknown(t *testing.T) {
 
 	t.Run("edit", func(t *testing.T) {
 		const comment = "slow edit, answer lost"
-		unknown(t, "PATCH", func() keyedAnswer {
-			return sendKeyed("PATCH", topicURL(r1, edited.Topic.ID), "", edited.Token, wire.CommentBody{Comment: comment})
+		unknown(t, "PATCH", func() testenv.Answer {
+			return testenv.Send(testenv.Request{Method: "PATCH", URL: topicURL(r1, edited.Topic.ID), Token: edited.Token, JSON: wire.CommentBody{Comment: comment}})
 		})
 		if n := rowsWith(t, db, comment); n != 1 {
 			t.Fatalf("the edit did not land (%d rows)", n)
 		}
 		// Retrying an edit is safe: it applies the same comment again.
-		if o := sendJSON("PATCH", topicURL(r2, edited.Topic.ID), edited.Token, wire.CommentBody{Comment: comment}); o.status != http.StatusOK {
+		if o := testenv.Send(testenv.Request{Method: "PATCH", URL: topicURL(r2, edited.Topic.ID), Token: edited.Token, JSON: wire.CommentBody{Comment: comment}}); o.Status != http.StatusOK {
 			t.Errorf("retried PATCH: %v, want 200", o)
 		}
 	})
 
 	t.Run("delete", func(t *testing.T) {
-		unknown(t, "DELETE", func() keyedAnswer {
-			return sendKeyed("DELETE", topicURL(r1, deleted.Topic.ID), "", deleted.Token, nil)
+		unknown(t, "DELETE", func() testenv.Answer {
+			return testenv.Send(testenv.Request{Method: "DELETE", URL: topicURL(r1, deleted.Topic.ID), Token: deleted.Token})
 		})
 		// It landed, so the retry finds nothing to delete.
-		if o := sendJSON("DELETE", topicURL(r2, deleted.Topic.ID), deleted.Token, nil); o.status != http.StatusNotFound {
+		if o := testenv.Send(testenv.Request{Method: "DELETE", URL: topicURL(r2, deleted.Topic.ID), Token: deleted.Token}); o.Status != http.StatusNotFound {
 			t.Errorf("retried DELETE that had landed: %v, want 404", o)
 		}
 	})

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"fmt"
 	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/bbsboard/bbs/pkg/testenv"
 	"github.com/bbsboard/bbs/pkg/wire"
 )
 
@@ -16,21 +16,17 @@ import (
 // restart on the same file.
 func TestLocalMode(t *testing.T) {
 	dir := t.TempDir()
-	cfg := map[string]string{
-		"HTTP_ADDR":    "127.0.0.1:0",
-		"DATABASE_URL": "sqlite:" + filepath.Join(dir, "bbs.db"),
-		"REPLICA_ID":   "local",
-	}
+	cfg := map[string]string{"DATABASE_URL": "sqlite:" + filepath.Join(dir, "bbs.db")}
 	r := startReplica(t, "local", cfg)
 	tabs := []*view{watch(t, "tab1", r.URL, ""), watch(t, "tab2", r.URL, "")}
 
 	a := r.create(t, "first")
 	b := r.create(t, "second")
-	if code := do(t, "PATCH", fmt.Sprintf("%s/api/topics/%d", r.URL, a.Topic.ID), a.Token, wire.CommentBody{Comment: "first, edited"}, nil); code != http.StatusOK {
-		t.Fatalf("edit: %d", code)
+	if ans := testenv.Send(testenv.Request{Method: "PATCH", URL: topicURL(r, a.Topic.ID), Token: a.Token, JSON: wire.CommentBody{Comment: "first, edited"}}); ans.Status != http.StatusOK {
+		t.Fatalf("edit: %v", ans)
 	}
-	if code := do(t, "DELETE", fmt.Sprintf("%s/api/topics/%d", r.URL, b.Topic.ID), b.Token, nil, nil); code != http.StatusNoContent {
-		t.Fatalf("delete: %d", code)
+	if ans := testenv.Send(testenv.Request{Method: "DELETE", URL: topicURL(r, b.Topic.ID), Token: b.Token}); ans.Status != http.StatusNoContent {
+		t.Fatalf("delete: %v", ans)
 	}
 	want := r.list(t)
 	if want.Version != 4 || len(want.Topics) != 1 || want.Topics[0].Comment != "first, edited" {

@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,15 +82,14 @@ func value(families map[string]*dto.MetricFamily, name string, labels map[string
 // waitMetric waits until cond holds of a fresh scrape.
 func (r *replica) waitMetric(t *testing.T, what string, cond func(map[string]*dto.MetricFamily) bool) map[string]*dto.MetricFamily {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		f := r.scrape(t)
-		if cond(f) {
-			return f
+	var f map[string]*dto.MetricFamily
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if f = r.scrape(t); !cond(f) {
+			return fmt.Errorf("%s: %s", r.id, what)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s: not within 10s", r.id, what)
-		}
-	}
+		return nil
+	})
+	return f
 }
 
 // TestMetricsAfterKnownWorkload: after N posts on one replica, M streams on
@@ -119,14 +120,14 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 	}
 	// Refused requests: a bad limit, an edit without a token, a path no
 	// route has (with a made-up segment, which must not become a label).
-	if code := do(t, "GET", writer.URL+"/api/topics?limit=abc", "", nil, nil); code != http.StatusBadRequest {
-		t.Fatalf("bad limit: %d, want 400", code)
+	if a := testenv.Send(testenv.Request{Method: "GET", URL: writer.URL + "/api/topics?limit=abc"}); a.Status != http.StatusBadRequest {
+		t.Fatalf("bad limit: %v, want 400", a)
 	}
-	if code := do(t, "PATCH", writer.URL+"/api/topics/1", "", wire.CommentBody{Comment: "x"}, nil); code != http.StatusUnauthorized {
-		t.Fatalf("edit without token: %d, want 401", code)
+	if a := testenv.Send(testenv.Request{Method: "PATCH", URL: writer.URL + "/api/topics/1", JSON: wire.CommentBody{Comment: "x"}}); a.Status != http.StatusUnauthorized {
+		t.Fatalf("edit without token: %v, want 401", a)
 	}
-	if code := do(t, "GET", writer.URL+"/no/such/path-8f3a", "", nil, nil); code != http.StatusNotFound {
-		t.Fatalf("unknown path: %d, want 404", code)
+	if a := testenv.Send(testenv.Request{Method: "GET", URL: writer.URL + "/no/such/path-8f3a"}); a.Status != http.StatusNotFound {
+		t.Fatalf("unknown path: %v, want 404", a)
 	}
 
 	hist := "bbs_http_request_duration_seconds"
@@ -233,52 +234,45 @@ func TestAccessLog(t *testing.T) {
 	c := newCluster(t, "")
 	r := c.start("log1", map[string]string{"SSE_HEARTBEAT": "50ms"})
 
-	send := func(method, path, token, reqID string, body any) *http.Response {
+	send := func(method, path, token, reqID string, body any) testenv.Answer {
 		t.Helper()
-		req, err := testenv.JSONRequest(method, r.URL+path, token, body)
-		if err != nil {
-			t.Fatal(err)
-		}
+		rq := testenv.Request{Method: method, URL: r.URL + path, Token: token, JSON: body}
 		if reqID != "" {
-			req.Header.Set("X-Request-ID", reqID)
+			rq.Header = map[string]string{"X-Request-ID": reqID}
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		a := testenv.Send(rq)
+		if a.Err != nil {
+			t.Fatal(a.Err)
 		}
-		return resp
+		return a
 	}
 
-	resp := send("POST", "/api/topics", "", "trace-1.a_B", wire.CommentBody{Comment: "logged"})
+	a := send("POST", "/api/topics", "", "trace-1.a_B", wire.CommentBody{Comment: "logged"})
 	var created wire.Created
-	if err := json.NewDecoder(resp.Body).Decode(&created); err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("create: %d %v", resp.StatusCode, err)
+	if err := a.Decode(&created); err != nil || a.Status != http.StatusCreated {
+		t.Fatalf("create: %v", a)
 	}
-	resp.Body.Close()
-	if got := resp.Header.Get("X-Request-ID"); got != "trace-1.a_B" {
+	if got := a.Header.Get("X-Request-ID"); got != "trace-1.a_B" {
 		t.Errorf("X-Request-ID answered %q, want the one sent", got)
 	}
 	id := fmt.Sprint(created.Topic.ID)
-	resp = send("PATCH", "/api/topics/"+id, created.Token, "", wire.CommentBody{Comment: "edited"})
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("edit: %d", resp.StatusCode)
+	a = send("PATCH", "/api/topics/"+id, created.Token, "", wire.CommentBody{Comment: "edited"})
+	if a.Status != http.StatusOK {
+		t.Fatalf("edit: %v", a)
 	}
-	generated := resp.Header.Get("X-Request-ID")
+	generated := a.Header.Get("X-Request-ID")
 	if !validHex(generated, 32) {
 		t.Errorf("no X-Request-ID sent: answered %q, want 32 hex digits", generated)
 	}
 	for _, bad := range []string{strings.Repeat("a", 65), "has space", `quote"d`, "semi;colon"} {
-		resp = send("GET", "/api/topics?limit=1&secret=sekrit-q", "", bad, nil)
-		resp.Body.Close()
-		if got := resp.Header.Get("X-Request-ID"); got == bad || !validHex(got, 32) {
+		a = send("GET", "/api/topics?limit=1&secret=sekrit-q", "", bad, nil)
+		if got := a.Header.Get("X-Request-ID"); got == bad || !validHex(got, 32) {
 			t.Errorf("X-Request-ID %q answered %q, want a fresh id", bad, got)
 		}
 	}
-	resp = send("DELETE", "/api/topics/"+id, "wrong-token-zzz", "", nil)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("delete with a wrong token: %d, want 403", resp.StatusCode)
+	a = send("DELETE", "/api/topics/"+id, "wrong-token-zzz", "", nil)
+	if a.Status != http.StatusForbidden {
+		t.Fatalf("delete with a wrong token: %v, want 403", a)
 	}
 
 	// A stream: its heartbeats come every 50 ms; it is logged once, at its end.
@@ -301,32 +295,30 @@ func TestAccessLog(t *testing.T) {
 		Client     string  `json:"client"`
 		RequestID  string  `json:"request_id"`
 	}
-	var lines []line
-	var streamEnded []line
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		lines, streamEnded = nil, nil
-		for _, raw := range r.logLines() {
-			for _, secret := range []string{created.Token, "wrong-token-zzz", "sekrit-q", "admin-secret"} {
-				if strings.Contains(raw, secret) {
-					t.Errorf("log line holds a secret %q: %s", secret, raw)
-				}
-			}
-			var l line
-			if json.Unmarshal([]byte(raw), &l) != nil {
-				continue
-			}
-			switch l.Msg {
-			case "request":
-				lines = append(lines, l)
-			case "stream ended":
-				streamEnded = append(streamEnded, l)
+	// The stream's line comes once the replica has seen it go.
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if !slices.ContainsFunc(r.logLines(), func(raw string) bool { return strings.Contains(raw, `"msg":"stream ended"`) }) {
+			return errors.New(`no "stream ended" line in the log`)
+		}
+		return nil
+	})
+	var lines, streamEnded []line
+	for _, raw := range r.logLines() {
+		for _, secret := range []string{created.Token, "wrong-token-zzz", "sekrit-q", "admin-secret"} {
+			if strings.Contains(raw, secret) {
+				t.Errorf("log line holds a secret %q: %s", secret, raw)
 			}
 		}
-		if len(streamEnded) > 0 || time.Now().After(deadline) {
-			break
+		var l line
+		if json.Unmarshal([]byte(raw), &l) != nil {
+			continue
 		}
-		time.Sleep(20 * time.Millisecond)
+		switch l.Msg {
+		case "request":
+			lines = append(lines, l)
+		case "stream ended":
+			streamEnded = append(streamEnded, l)
+		}
 	}
 	find := func(reqID string) *line {
 		for i := range lines {

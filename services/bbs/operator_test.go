@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -23,12 +24,6 @@ import (
 // items 6 and 8): metrics, readiness details and pprof on the internal
 // listener only, and no credential in what the replica logs or returns.
 
-// get sends a GET and returns the status, the head and the body.
-func get(t testing.TB, u string) rawAnswer {
-	t.Helper()
-	return sendRaw(t, rawRequest{method: "GET", url: u})
-}
-
 // TestInternalEndpointsOffThePublicPort: /metrics, the readiness details
 // and pprof answer on INTERNAL_ADDR and 404 on the public port, whose
 // /readyz says only its status. Before, /metrics was on the public port
@@ -42,15 +37,15 @@ func TestInternalEndpointsOffThePublicPort(t *testing.T) {
 	}
 
 	for _, path := range []string{"/metrics", "/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/profile?seconds=1"} {
-		checkAPIError(t, get(t, r.URL+path), http.StatusNotFound, "not_found")
+		checkAPIError(t, testenv.Do(t, testenv.Request{Method: "GET", URL: r.URL + path}), http.StatusNotFound, "not_found")
 	}
-	a := get(t, r.URL+"/readyz")
-	if a.status != http.StatusOK || strings.TrimSpace(string(a.body)) != `{"status":"ok"}` {
-		t.Errorf("public /readyz: %d %s, want 200 {\"status\":\"ok\"} and nothing else", a.status, a.body)
+	a := testenv.Do(t, testenv.Request{Method: "GET", URL: r.URL + "/readyz"})
+	if a.Status != http.StatusOK || strings.TrimSpace(string(a.Body)) != `{"status":"ok"}` {
+		t.Errorf("public /readyz: %d %s, want 200 {\"status\":\"ok\"} and nothing else", a.Status, a.Body)
 	}
 
-	if a := get(t, r.Internal+"/metrics"); a.status != http.StatusOK || !strings.Contains(string(a.body), "bbs_version ") {
-		t.Errorf("internal /metrics: %d, %d bytes, want 200 with bbs_version", a.status, len(a.body))
+	if a := testenv.Do(t, testenv.Request{Method: "GET", URL: r.Internal + "/metrics"}); a.Status != http.StatusOK || !strings.Contains(string(a.Body), "bbs_version ") {
+		t.Errorf("internal /metrics: %d, %d bytes, want 200 with bbs_version", a.Status, len(a.Body))
 	}
 	var detail struct {
 		Status       string
@@ -58,19 +53,19 @@ func TestInternalEndpointsOffThePublicPort(t *testing.T) {
 		Version      int64
 		Dependencies map[string]string
 	}
-	a = get(t, r.Internal+"/readyz")
-	if err := json.Unmarshal(a.body, &detail); err != nil || a.status != http.StatusOK || detail.Status != "ok" ||
+	a = testenv.Do(t, testenv.Request{Method: "GET", URL: r.Internal + "/readyz"})
+	if err := json.Unmarshal(a.Body, &detail); err != nil || a.Status != http.StatusOK || detail.Status != "ok" ||
 		detail.Replica != "r1" || detail.Dependencies["database"] != "ok" || detail.Dependencies["redis"] != "ok" {
-		t.Errorf("internal /readyz: %d %s, want 200 ok naming the replica and each dependency", a.status, a.body)
+		t.Errorf("internal /readyz: %d %s, want 200 ok naming the replica and each dependency", a.Status, a.Body)
 	}
-	if a := get(t, r.Internal+"/debug/pprof/cmdline"); a.status != http.StatusOK {
-		t.Errorf("internal pprof with PPROF=on: %d", a.status)
+	if a := testenv.Do(t, testenv.Request{Method: "GET", URL: r.Internal + "/debug/pprof/cmdline"}); a.Status != http.StatusOK {
+		t.Errorf("internal pprof with PPROF=on: %d", a.Status)
 	}
 
 	// pprof is off unless asked for.
 	r2 := c.start("r2", nil)
-	if a := get(t, r2.Internal+"/debug/pprof/"); a.status != http.StatusNotFound {
-		t.Errorf("internal pprof without PPROF: %d, want 404", a.status)
+	if a := testenv.Do(t, testenv.Request{Method: "GET", URL: r2.Internal + "/debug/pprof/"}); a.Status != http.StatusNotFound {
+		t.Errorf("internal pprof without PPROF: %d, want 404", a.Status)
 	}
 	// INTERNAL_ADDR=off: no internal listener, and still nothing on the
 	// public port.
@@ -78,7 +73,7 @@ func TestInternalEndpointsOffThePublicPort(t *testing.T) {
 	if r3.Internal != "" {
 		t.Errorf("INTERNAL_ADDR=off: internal listener at %s", r3.Internal)
 	}
-	checkAPIError(t, get(t, r3.URL+"/metrics"), http.StatusNotFound, "not_found")
+	checkAPIError(t, testenv.Do(t, testenv.Request{Method: "GET", URL: r3.URL + "/metrics"}), http.StatusNotFound, "not_found")
 }
 
 // TestPublicReadinessHidesWhy: with Redis unreachable the public /readyz
@@ -88,24 +83,24 @@ func TestPublicReadinessHidesWhy(t *testing.T) {
 	c := newCluster(t, "")
 	dead := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 	r := c.start("r1", map[string]string{"REDIS_URL": "redis://" + dead + "/0"})
-	var a rawAnswer
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		a = get(t, r.URL+"/readyz")
-		if strings.Contains(string(a.body), "degraded") || time.Now().After(deadline) {
-			break
+	var a testenv.Answer
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if a = testenv.Do(t, testenv.Request{Method: "GET", URL: r.URL + "/readyz"}); !strings.Contains(string(a.Body), "degraded") {
+			return fmt.Errorf("public /readyz with Redis down: %v, want degraded", a)
 		}
+		return nil
+	})
+	if a.Status != http.StatusOK || strings.TrimSpace(string(a.Body)) != `{"status":"degraded"}` {
+		t.Errorf("public /readyz with Redis down: %d %s, want 200 {\"status\":\"degraded\"} and nothing else", a.Status, a.Body)
 	}
-	if a.status != http.StatusOK || strings.TrimSpace(string(a.body)) != `{"status":"degraded"}` {
-		t.Errorf("public /readyz with Redis down: %d %s, want 200 {\"status\":\"degraded\"} and nothing else", a.status, a.body)
-	}
-	a = get(t, r.Internal+"/readyz")
+	a = testenv.Do(t, testenv.Request{Method: "GET", URL: r.Internal + "/readyz"})
 	var detail struct {
 		Status       string
 		Dependencies map[string]string
 	}
-	_ = json.Unmarshal(a.body, &detail)
+	_ = json.Unmarshal(a.Body, &detail)
 	if detail.Status != "degraded" || !strings.HasPrefix(detail.Dependencies["redis"], "down: ") || !strings.Contains(detail.Dependencies["redis"], dead) {
-		t.Errorf("internal /readyz with Redis down: %d %s, want degraded with redis down and its error", a.status, a.body)
+		t.Errorf("internal /readyz with Redis down: %d %s, want degraded with redis down and its error", a.Status, a.Body)
 	}
 }
 
@@ -198,14 +193,15 @@ func passwordRedis(t *testing.T, password string) string {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
+	testenv.Eventually(t, 10*time.Second, func() error {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("redis-server did not start: %w", err)
 		}
-	}
-	t.Fatal("redis-server did not start")
-	return ""
+		c.Close()
+		return nil
+	})
+	return addr
 }
 
 // TestSecretsNotLogged starts replicas with credentials in every place a
@@ -278,8 +274,8 @@ func TestSecretsNotLogged(t *testing.T) {
 				r := &replica{t: t, id: "r1", URL: base}
 				r.waitReady()
 				r.create(t, "with secrets in the URLs")
-				a := get(t, base+"/readyz")
-				internalDetail = string(a.body)
+				a := testenv.Do(t, testenv.Request{Method: "GET", URL: base + "/readyz"})
+				internalDetail = string(a.Body)
 			} else if !tc.mustFail {
 				t.Fatalf("exited at start: %v", exitErr)
 			}

@@ -1,16 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bbsboard/bbs/pkg/testenv"
 )
 
 // serveEnv makes the test binary act as the bbs server, so tests can run
@@ -31,11 +31,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// process is a replica in its own OS process.
+// process is a replica in its own OS process: this test binary, serving
+// as bbs does (TestMain), so tests can kill it with real signals.
 type process struct {
 	*replica
-	cmd    *exec.Cmd
-	exited chan error
+	proc *testenv.Replica
 }
 
 // startProcess runs a replica process with the cluster's settings and
@@ -43,71 +43,55 @@ type process struct {
 func (c *cluster) startProcess(id string, extra map[string]string) *process {
 	c.t.Helper()
 	p := c.startProcessUnready(id, extra)
-	p.waitReady()
+	if err := p.proc.WaitReady(context.Background()); err != nil {
+		c.t.Fatal(err)
+	}
 	return p
 }
 
-// startProcessUnready runs a replica process and waits until it listens.
+// startProcessUnready runs a replica process and waits until it is live
+// (/healthz), ready or not.
 func (c *cluster) startProcessUnready(id string, extra map[string]string) *process {
 	t := c.t
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), serveEnv+"=1", "REPLICA_ID="+id)
+	env := []string{serveEnv + "=1"}
 	for k, v := range c.base {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		if k != "HTTP_ADDR" && k != "INTERNAL_ADDR" { // the launcher's own, on ports it keeps
+			env = append(env, k+"="+v)
+		}
 	}
 	for k, v := range extra {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		env = append(env, k+"="+v)
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
+	pr := testenv.NewUnstartedReplica(t, testenv.ReplicaSpec{ID: id, Bin: os.Args[0], Args: []string{"-test.run=^$"}, Env: env})
+	if err := pr.Launch(); err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{replica: &replica{t: t, id: id}, cmd: cmd, exited: make(chan error, 1)}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr <- line.Addr
-			}
+	testenv.Eventually(t, 15*time.Second, func() error {
+		if !pr.Running() {
+			_, err := pr.Wait(0)
+			t.Fatalf("process %s exited at start: %v", id, err)
 		}
-		p.exited <- cmd.Wait()
-	}()
-	select {
-	case a := <-addr:
-		p.URL = "http://" + a
-	case <-time.After(15 * time.Second):
-		t.Fatalf("process %s did not start", id)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
+		if a := testenv.Send(testenv.Request{Method: "GET", URL: pr.URL + "/healthz"}); a.Status != http.StatusOK {
+			return fmt.Errorf("process %s not live: %v", id, a)
 		}
+		return nil
 	})
-	return p
+	return &process{replica: &replica{t: t, id: id, URL: pr.URL, Internal: "http://" + pr.Internal}, proc: pr}
 }
 
 // signal sends sig and returns how long the process took to exit, and how.
 func (p *process) signal(sig syscall.Signal, within time.Duration) (time.Duration, error) {
 	p.t.Helper()
 	start := time.Now()
-	if err := p.cmd.Process.Signal(sig); err != nil {
+	if err := p.proc.Signal(sig); err != nil {
 		p.t.Fatal(err)
 	}
-	select {
-	case err := <-p.exited:
-		return time.Since(start), err
-	case <-time.After(within):
+	exited, err := p.proc.Wait(within)
+	if !exited {
 		p.t.Fatalf("%s did not exit within %v of %v", p.id, within, sig)
-		return 0, nil
 	}
+	return time.Since(start), err
 }
 
 // reconnect points a view whose stream ended at another replica, sending

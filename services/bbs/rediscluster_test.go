@@ -38,11 +38,12 @@ func TestOnRedisCluster(t *testing.T) {
 		})
 		return n
 	}
-	for deadline := time.Now().Add(5 * time.Second); shardSubs() != 3; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("sharded subscribers on {bbs}:changes = %d, want 3", shardSubs())
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if n := shardSubs(); n != 3 {
+			return fmt.Errorf("sharded subscribers on {bbs}:changes = %d, want 3", n)
 		}
-	}
+		return nil
+	})
 	var views []*view
 	for _, r := range replicas {
 		views = append(views, watch(t, r.id+"/client", r.URL, ""))
@@ -51,9 +52,7 @@ func TestOnRedisCluster(t *testing.T) {
 		replicas[i%3].create(t, fmt.Sprintf("on the cluster %d", i))
 	}
 	for _, r := range replicas {
-		for deadline := time.Now().Add(5 * time.Second); r.list(t).Version < 30 && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond)
-		}
+		r.waitServes(t, 30, 5*time.Second)
 	}
 	want := replicas[0].list(t)
 	if want.Version != 30 {

@@ -1,9 +1,10 @@
 package main
 
 import (
-	"strconv"
 	"testing"
 	"time"
+
+	"github.com/bbsboard/bbs/pkg/wire"
 )
 
 // TestResumeOnAnotherReplica: a client that was on r1 at version V and
@@ -23,11 +24,8 @@ func TestResumeOnAnotherReplica(t *testing.T) {
 	r1.create(t, "four")
 	r2.create(t, "five")
 
-	resumed := watch(t, "resumed", r2.URL, strconv.FormatInt(last.Version, 10))
 	// Start from what the client had: it must only ever apply deltas.
-	resumed.mu.Lock()
-	resumed.version, resumed.topics, resumed.limit = last.Version, last.Topics, 100
-	resumed.mu.Unlock()
+	resumed := resumeAt(t, "resumed", r2.URL, wire.List{Version: last.Version, Topics: last.Topics, Limit: 100})
 	resumed.waitVersion(5, 5*time.Second)
 	resumed.check()
 	resumed.mu.Lock()
@@ -48,10 +46,7 @@ func TestResumeFromChangeLog(t *testing.T) {
 		r1.create(t, s)
 	}
 	late := c.start("late", nil)
-	v := watch(t, "client", late.URL, "1")
-	v.mu.Lock()
-	v.version = 1
-	v.mu.Unlock()
+	v := resumeAt(t, "client", late.URL, wire.List{Version: 1})
 	v.waitVersion(4, 5*time.Second)
 	seen := v.seen()
 	if len(seen) != 3 || seen[0] != 2 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bbsboard/bbs/pkg/store"
+	"github.com/bbsboard/bbs/pkg/testenv"
 	"github.com/bbsboard/bbs/pkg/topic"
 )
 
@@ -38,11 +39,11 @@ func TestResumeCostIsBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 30*time.Second, func() string {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if v := r.list(t).Version; v != changes {
-			return fmt.Sprintf("replica at %d, want %d", v, changes)
+			return fmt.Errorf("replica at %d, want %d", v, changes)
 		}
-		return ""
+		return nil
 	})
 	heap := func() uint64 {
 		runtime.GC()
@@ -68,11 +69,11 @@ func TestResumeCostIsBounded(t *testing.T) {
 			c.Close()
 		}
 	}()
-	eventually(t, 10*time.Second, func() string {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if n := r.metric(t, "bbs_streams_open"); n < 50 {
-			return fmt.Sprintf("%v streams open, want 50", n)
+			return fmt.Errorf("%v streams open, want 50", n)
 		}
-		return ""
+		return nil
 	})
 	time.Sleep(500 * time.Millisecond) // let every stream write what it can
 	grew := int64(heap()) - int64(before)

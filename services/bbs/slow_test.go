@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bbsboard/bbs/pkg/testenv"
 )
 
 // tcpStream is an SSE stream on a bare TCP connection, so the test
@@ -101,8 +103,8 @@ func bigComment(i int) string {
 // cuts the stalled clients off and leaves the normal ones be.
 func TestSlowAndStalledClients(t *testing.T) {
 	c := newCluster(t, "")
-	r := startReplicas(c, faultEnv(map[string]string{"SSE_HEARTBEAT": "1s"}), "r1")[0]
-	writer := startReplicas(c, faultEnv(nil), "writer")[0] // writes reach r1 over pub/sub, as in production
+	r := startReplicas(c, map[string]string{"SSE_HEARTBEAT": "1s"}, "r1")[0]
+	writer := startReplicas(c, nil, "writer")[0] // writes reach r1 over pub/sub, as in production
 
 	var normal []*view
 	for i := 0; i < 3; i++ {
@@ -114,12 +116,12 @@ func TestSlowAndStalledClients(t *testing.T) {
 	}
 	slow := openTCPStream(t, r.URL, 4096).trickle(t, 8, 100*time.Millisecond)
 	streams := float64(len(normal) + stalledClients + 1)
-	for deadline := time.Now().Add(5 * time.Second); r.metric(t, "bbs_streams_open") < streams; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%v streams open on r1, want %v", r.metric(t, "bbs_streams_open"), streams)
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if n := r.metric(t, "bbs_streams_open"); n < streams {
+			return fmt.Errorf("%v streams open on r1, want %v", n, streams)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	heapBefore := liveHeap()
 	rssBefore := r.metric(t, "process_resident_memory_bytes")
 	goroutinesBefore := r.metric(t, "go_goroutines")
@@ -136,7 +138,7 @@ func TestSlowAndStalledClients(t *testing.T) {
 		for w := 0; w < workers; w++ {
 			wg.Go(func() {
 				for i := next.Add(1); i <= perBatch; i = next.Add(1) {
-					if _, o := tryCreate(writer.URL, bigComment(b*perBatch+int(i))); o.status != http.StatusCreated {
+					if _, o := tryCreate(writer.URL, bigComment(b*perBatch+int(i))); o.Status != http.StatusCreated {
 						t.Errorf("POST: %v", o)
 					}
 				}
@@ -151,7 +153,7 @@ func TestSlowAndStalledClients(t *testing.T) {
 		}
 	}
 	elapsed := time.Since(start)
-	faultClient.CloseIdleConnections() // the writers' keep-alives are not the server's doing
+	testenv.CloseIdleConnections() // the writers' keep-alives are not the server's doing
 	time.Sleep(100 * time.Millisecond)
 	heapAfter := liveHeap()
 	rssAfter := r.metric(t, "process_resident_memory_bytes")

@@ -32,7 +32,7 @@ func TestClusterScript(t *testing.T) {
 		fmt.Sprintf("LB_TLS_PORT=%d", lbTLS),
 		fmt.Sprintf("BBS_PORTS=%d %d %d", ports[0], ports[1], ports[2]),
 		fmt.Sprintf("BBS_INTERNAL_PORTS=%d %d %d", internal[0], internal[1], internal[2]),
-		"BBS_BIN="+bbsBinary(t),
+		"BBS_BIN="+testenv.BBS(t),
 		"DATABASE_URL="+testenv.PostgresURL(t),
 		"REDIS_URL="+redisURL,
 		"REDIS_PREFIX="+testenv.RedisPrefix(t, redisURL),

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bbsboard/bbs/pkg/testenv"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
@@ -73,7 +72,7 @@ func TestProbePathsExistOnServer(t *testing.T) {
 	p := findBBS(t, kustomize(t, "base"))
 	c := p.main
 	probes := map[string]*corev1.Probe{"startup": c.StartupProbe, "readiness": c.ReadinessProbe, "liveness": c.LivenessProbe}
-	r := newReplica(t, "probe", testenv.FreePort(t), map[string]string{
+	r := newReplica(t, "probe", map[string]string{
 		"DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "bbs.db"),
 		"LOG_LEVEL":    "warn",
 	})

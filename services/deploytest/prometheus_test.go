@@ -220,20 +220,19 @@ func TestPrometheusEvaluatesDashboardAndAlerts(t *testing.T) {
 		// the 5xx the error panels and alert need to see.
 		"MAX_STREAMS": "2",
 	}
-	migrate(t, dbURL)
-	var replicas []*replica
+	testenv.Migrate(t, testenv.BBS(t), dbURL)
+	replicas := startReplicas(t, 3, base)
 	var targets []string
-	for i := range 3 {
-		r := newReplica(t, fmt.Sprintf("bbs-%d", i+1), testenv.FreePort(t), base)
-		r.start()
-		replicas = append(replicas, r)
+	for _, r := range replicas {
 		targets = append(targets, r.Internal)
 	}
 
 	prom := startPrometheus(t, prometheus, targets)
-	waitFor(t, 30*time.Second, "Prometheus scraping the three replicas", func() bool {
-		n, err := promQuery(prom, `up{job="bbs"} == 1`)
-		return err == nil && n == 3
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if n, err := promQuery(prom, `up{job="bbs"} == 1`); err != nil || n != 3 {
+			return fmt.Errorf("Prometheus scraping the three replicas: %d up, %v", n, err)
+		}
+		return nil
 	})
 
 	// The load: two streams on each replica (a third refused), five posts
@@ -290,10 +289,13 @@ func TestPrometheusEvaluatesDashboardAndAlerts(t *testing.T) {
 	// Every replica is at the last version and has timed deliveries (its
 	// own writes at least; notices too, unless a version check brought
 	// them from the change log first), and Prometheus has scraped that.
-	waitFor(t, 30*time.Second, "Prometheus seeing every replica at version 15, with deliveries timed", func() bool {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		at, err := promQuery(prom, `bbs_version{job="bbs"} == 15`)
 		timed, err2 := promQuery(prom, `sum by (instance) (bbs_delivery_lag_seconds_count{job="bbs"}) >= 5`)
-		return err == nil && err2 == nil && at == 3 && timed == 3
+		if err != nil || err2 != nil || at != 3 || timed != 3 {
+			return fmt.Errorf("Prometheus seeing every replica at version 15, with deliveries timed: %d at 15 (%v), %d timed (%v)", at, err, timed, err2)
+		}
+		return nil
 	})
 	// A few more scrapes, so rate() over the load has two samples or more.
 	time.Sleep(3 * time.Second)
@@ -351,17 +353,17 @@ func TestPrometheusEvaluatesDashboardAndAlerts(t *testing.T) {
 	}
 
 	// Prometheus itself loaded the rules and evaluates each without error.
-	waitFor(t, 20*time.Second, "every rule evaluated", func() bool {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		rules, err := promRules(prom)
 		if err != nil || len(rules) != len(alerts) {
-			return false
+			return fmt.Errorf("every rule evaluated: %d of %d rules (%v)", len(rules), len(alerts), err)
 		}
 		for _, r := range rules {
 			if r.Health != "ok" {
-				return false
+				return fmt.Errorf("every rule evaluated: %+v", r)
 			}
 		}
-		return true
+		return nil
 	})
 	rules, _ := promRules(prom)
 	for _, r := range rules {
@@ -456,7 +458,7 @@ scrape_configs:
 		}
 	})
 	base := "http://" + addr
-	waitFor(t, 30*time.Second, "prometheus ready", func() bool {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		select {
 		case err := <-done:
 			done <- err
@@ -466,10 +468,13 @@ scrape_configs:
 		}
 		resp, err := http.Get(base + "/-/ready")
 		if err != nil {
-			return false
+			return fmt.Errorf("prometheus ready: %w", err)
 		}
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("prometheus ready: /-/ready answers %d", resp.StatusCode)
+		}
+		return nil
 	})
 	return base
 }

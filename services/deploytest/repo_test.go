@@ -2,10 +2,10 @@ package deploytest
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
+
+	"github.com/bbsboard/bbs/pkg/testenv"
 )
 
 // repoRoot is the repository, two levels above this module.
@@ -21,40 +21,10 @@ func repoRoot(t testing.TB) string {
 	return root
 }
 
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-	buildOut  []byte
-)
-
-// bbsBinary builds services/bbs once per test run, as `make build` does.
-func bbsBinary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "deploytest-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtBin = filepath.Join(dir, "bbs")
-		cmd := exec.Command("go", "build", "-tags", "nomsgpack", "-trimpath", "-o", builtBin, "./services/bbs")
-		cmd.Dir = repoRoot(t)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("go build ./services/bbs: %v\n%s", buildErr, buildOut)
-	}
-	return builtBin
-}
-
-// TestMain removes the shared binary after the run.
+// TestMain removes the bbs binary the run built (testenv.BBS).
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if builtBin != "" {
-		os.RemoveAll(filepath.Dir(builtBin))
-	}
+	testenv.RemoveBuilt()
 	os.Exit(code)
 }
 

@@ -3,11 +3,13 @@ package deploytest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bbsboard/bbs/pkg/testenv"
 	"github.com/bbsboard/bbs/pkg/wire"
 	"github.com/jackc/pgx/v5"
 )
@@ -17,21 +19,21 @@ import (
 func settledVersion(t *testing.T, st *stack) wire.List {
 	t.Helper()
 	var lists []wire.List
-	waitFor(t, 15*time.Second, "the replicas to agree", func() bool {
+	testenv.Eventually(t, 15*time.Second, func() error {
 		lists = lists[:0]
 		for _, r := range st.Replicas {
 			var l wire.List
 			if code, err := send(context.Background(), http.DefaultClient, http.MethodGet, "http://"+r.Addr+"/api/topics", "", nil, &l); err != nil || code != http.StatusOK {
-				return false
+				return fmt.Errorf("the replicas to agree: %s answers %d, %v", r.ID, code, err)
 			}
 			lists = append(lists, l)
 		}
-		for _, l := range lists[1:] {
+		for i, l := range lists[1:] {
 			if l.Version != lists[0].Version {
-				return false
+				return fmt.Errorf("the replicas to agree: %s at version %d, %s at %d", st.Replicas[i+1].ID, l.Version, st.Replicas[0].ID, lists[0].Version)
 			}
 		}
-		return true
+		return nil
 	})
 	for i, l := range lists[1:] {
 		if !sameJSON(l, lists[0]) {
@@ -147,15 +149,6 @@ func checkNoFailures(t *testing.T, l *ledger) {
 	t.Logf("failed requests through nginx: %d of %d %v", n, total, by)
 	if n > 0 {
 		t.Errorf("%d requests through nginx failed during the rolling restart %v: a drain must fail none", n, by)
-	}
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(within); !ok(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
 	}
 }
 

@@ -2,9 +2,12 @@ package deploytest
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/bbsboard/bbs/pkg/testenv"
 )
 
 const (
@@ -55,16 +58,16 @@ func TestRollingRestart(t *testing.T) {
 			<-done
 		}
 	}()
-	waitFor(t, 15*time.Second, "every browser's first snapshot", func() bool {
-		for _, b := range browsers {
+	testenv.Eventually(t, 15*time.Second, func() error {
+		for i, b := range browsers {
 			b.mu.Lock()
 			n := b.stats.Snapshots
 			b.mu.Unlock()
 			if n == 0 {
-				return false
+				return fmt.Errorf("every browser's first snapshot: browser %d has none", i)
 			}
 		}
-		return true
+		return nil
 	})
 
 	writes := newLedger()
@@ -94,13 +97,13 @@ func TestRollingRestart(t *testing.T) {
 	<-readersDone
 
 	final := settledVersion(t, st)
-	waitFor(t, 20*time.Second, "every browser at the final version", func() bool {
-		for _, b := range browsers {
-			if b.view().Version < final.Version {
-				return false
+	testenv.Eventually(t, 20*time.Second, func() error {
+		for i, b := range browsers {
+			if v := b.view().Version; v < final.Version {
+				return fmt.Errorf("every browser at the final version %d: browser %d at %d", final.Version, i, v)
 			}
 		}
-		return true
+		return nil
 	})
 	checkBrowsers(t, browsers, final)
 	checkWrites(t, st, writes)

@@ -51,13 +51,11 @@ func startStack(t *testing.T, env map[string]string) *stack {
 		"LOG_LEVEL":       "warn",
 	}
 	maps.Copy(base, env)
-	migrate(t, s.DBURL)
+	testenv.Migrate(t, testenv.BBS(t), s.DBURL)
 
+	s.Replicas = startReplicas(t, 3, base)
 	var addrs []string
-	for i := range 3 {
-		r := newReplica(t, fmt.Sprintf("bbs-%d", i+1), testenv.FreePort(t), base)
-		r.start()
-		s.Replicas = append(s.Replicas, r)
+	for _, r := range s.Replicas {
 		addrs = append(addrs, r.Addr)
 	}
 	s.LB = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
@@ -71,16 +69,6 @@ func startStack(t *testing.T, env map[string]string) *stack {
 		}
 	})
 	return s
-}
-
-// migrate runs `bbs migrate`, as make cluster and compose do first.
-func migrate(t *testing.T, dbURL string) {
-	t.Helper()
-	cmd := exec.Command(bbsBinary(t), "migrate")
-	cmd.Env = []string{"DATABASE_URL=" + dbURL, "PATH=" + os.Getenv("PATH")}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("bbs migrate: %v\n%s", err, out)
-	}
 }
 
 // startNginx runs nginx in the foreground with conf, its prefix (pid,
@@ -123,14 +111,15 @@ func startNginx(t *testing.T, nginx, conf string) (logPath, certs string) {
 		}
 	})
 	listen := listenAddr(t, conf)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", listen); err == nil {
-			c.Close()
-			return logPath, certs
+	testenv.Eventually(t, 10*time.Second, func() error {
+		c, err := net.Dial("tcp", listen)
+		if err != nil {
+			return fmt.Errorf("nginx did not listen on %s:\n%s", listen, readFile(t, logPath))
 		}
-	}
-	t.Fatalf("nginx did not listen on %s:\n%s", listen, readFile(t, logPath))
-	return "", ""
+		c.Close()
+		return nil
+	})
+	return logPath, certs
 }
 
 // makeCert runs services/lb/tls-cert.sh, which compose and make cluster

@@ -10,11 +10,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/bbsboard/bbs/pkg/testenv"
 )
 
 // balancer is the load balancer the page talks to in the failover test: a
@@ -40,7 +41,7 @@ type backend struct {
 	streams atomic.Int64
 }
 
-func startBalancer(t *testing.T, replicas []*replica) *balancer {
+func startBalancer(t *testing.T, replicas []*testenv.Replica) *balancer {
 	t.Helper()
 	b := &balancer{base: &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
@@ -48,11 +49,7 @@ func startBalancer(t *testing.T, replicas []*replica) *balancer {
 		IdleConnTimeout:     30 * time.Second,
 	}}
 	for _, r := range replicas {
-		u, err := url.Parse(r.url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.backends = append(b.backends, &backend{id: r.id, host: u.Host})
+		b.backends = append(b.backends, &backend{id: r.ID, host: r.Addr})
 	}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {

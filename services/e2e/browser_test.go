@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/bbsboard/bbs/pkg/testenv"
 )
 
 // chromiumPath is where Debian's chromium package puts the browser;
@@ -246,13 +250,12 @@ func js(v any) string {
 // waitTrue polls a JavaScript expression until it is true.
 func (p *tab) waitTrue(what, expr string) {
 	p.t.Helper()
-	deadline := time.Now().Add(actionTimeout)
-	for !eval[bool](p, expr) {
-		if time.Now().After(deadline) {
-			p.t.Fatalf("%s: %s: not within %v", p.name, what, actionTimeout)
+	testenv.Eventually(p.t, actionTimeout, func() error {
+		if !eval[bool](p, expr) {
+			return fmt.Errorf("%s: %s", p.name, what)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // shown is what a page shows, as probe.js reads it.
@@ -291,18 +294,14 @@ func (p *tab) read() shown { return eval[shown](p, "__e2e.read()") }
 // waitFor polls until cond holds for what the page shows.
 func (p *tab) waitFor(what string, within time.Duration, cond func(shown) bool) shown {
 	p.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		s := p.read()
-		if cond(s) {
-			return s
+	var s shown
+	testenv.Eventually(p.t, within, func() error {
+		if s = p.read(); !cond(s) {
+			return fmt.Errorf("%s: %s; the page shows state=%s version=%d topics=%v", p.name, what, s.State, s.Version, s.Topics)
 		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("%s: %s: not within %v; the page shows state=%s version=%d topics=%v",
-				p.name, what, within, s.State, s.Version, s.Topics)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return s
 }
 
 // waitLive waits until the page is live and has its first list.
@@ -399,4 +398,28 @@ func (p *tab) setValue(selector, value string) {
 		el.value = %s;
 		el.dispatchEvent(new Event('input', {bubbles: true}));
 	})()`, js(selector), js(value)))
+}
+
+// logBuffer keeps Chromium's output for the failure report.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// tail returns the last lines, leaving out those that contain any of skip
+// (noise such as Chromium's complaints about the missing D-Bus).
+func (l *logBuffer) tail(lines int, skip ...string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	all := strings.Split(strings.TrimRight(l.buf.String(), "\n"), "\n")
+	all = slices.DeleteFunc(all, func(line string) bool {
+		return slices.ContainsFunc(skip, func(s string) bool { return strings.Contains(line, s) })
+	})
+	return strings.Join(all[max(0, len(all)-lines):], "\n")
 }

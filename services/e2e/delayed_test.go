@@ -156,7 +156,7 @@ func TestDelayedBehindBufferingProxy(t *testing.T) {
 	// a stream silent for 2 s as held back (with the default 15 s, and a
 	// page that assumed it, the test would wait 30 s and fail).
 	c := startCluster(t, clusterOptions{replicas: 1, env: []string{"SSE_HEARTBEAT=1s"}})
-	px := startHoldProxy(t, c.replicas[0].url)
+	px := startHoldProxy(t, c.replicas[0].URL)
 	p := br.open(t, "reader", px.url, tabOptions{})
 	p.waitLive()
 	if beat := eval[string](p, `document.querySelector('meta[name="bbs-heartbeat"]').content`); beat != "1000" {
@@ -166,7 +166,7 @@ func TestDelayedBehindBufferingProxy(t *testing.T) {
 	p.clearLog()
 	px.setHold(true)
 	held := time.Now()
-	tp, _ := postTopic(t, c.replicas[0].url, "posted while a proxy holds the stream "+randomName(""))
+	tp, _ := postTopic(t, c.replicas[0].URL, "posted while a proxy holds the stream "+randomName(""))
 	posted := time.Now()
 	p.waitFor("delayed, with the new post", 10*time.Second, func(s shown) bool {
 		_, ok := s.find(tp.ID)
@@ -179,7 +179,7 @@ func TestDelayedBehindBufferingProxy(t *testing.T) {
 	}
 	shoot(t, p, screenshotDir(t), "delayed")
 	// It stays current while delayed.
-	tp2, _ := postTopic(t, c.replicas[0].url, "a second post while held "+randomName(""))
+	tp2, _ := postTopic(t, c.replicas[0].URL, "a second post while held "+randomName(""))
 	p.waitFor("the second post while delayed", 10*time.Second, func(s shown) bool {
 		_, ok := s.find(tp2.ID)
 		return ok && s.State == "delayed"
@@ -194,8 +194,8 @@ func TestDelayedBehindBufferingProxy(t *testing.T) {
 		t.Logf("FIGURE live again: %d ms from the proxy letting the stream through to the page saying live", at-released.UnixMilli())
 	}
 
-	tp3, _ := postTopic(t, c.replicas[0].url, "after the proxy let go "+randomName(""))
-	want := listTopics(t, c.replicas[0].url)
+	tp3, _ := postTopic(t, c.replicas[0].URL, "after the proxy let go "+randomName(""))
+	want := listTopics(t, c.replicas[0].URL)
 	p.waitFor("the API's list, live", liveWithin, func(s shown) bool {
 		_, ok := s.find(tp3.ID)
 		return ok && s.State == "live" && sameList(s, want)
@@ -231,7 +231,7 @@ func (p *holdProxy) streamCount() int {
 func TestStreamCutByProxy(t *testing.T) {
 	br := startBrowser(t)
 	c := startCluster(t, clusterOptions{replicas: 1})
-	px := startHoldProxy(t, c.replicas[0].url)
+	px := startHoldProxy(t, c.replicas[0].URL)
 	p := br.open(t, "reader", px.url, tabOptions{script: `localStorage.setItem('bbs.delayedMs', '2000')`})
 	p.waitLive()
 
@@ -251,7 +251,7 @@ func TestStreamCutByProxy(t *testing.T) {
 	})
 	before, cutFrom := px.streamCount(), time.Now()
 	for i := range 4 {
-		tp, _ := postTopic(t, c.replicas[0].url, fmt.Sprintf("posted while the stream is cut %d %s", i, randomName("")))
+		tp, _ := postTopic(t, c.replicas[0].URL, fmt.Sprintf("posted while the stream is cut %d %s", i, randomName("")))
 		posted := time.Now()
 		s := p.waitFor("a post while the stream is cut", liveWithin, func(s shown) bool { _, ok := s.find(tp.ID); return ok })
 		t.Logf("post %d shown %d ms later (page: %s)", i, time.Since(posted).Milliseconds(), s.State)
@@ -264,7 +264,7 @@ func TestStreamCutByProxy(t *testing.T) {
 	stopped := time.Now()
 	p.waitFor("live again", 45*time.Second, func(s shown) bool { return s.State == "live" })
 	t.Logf("cuts stopped: live again %d ms later", time.Since(stopped).Milliseconds())
-	want := listTopics(t, c.replicas[0].url)
+	want := listTopics(t, c.replicas[0].URL)
 	p.waitFor("the API's list", liveWithin, func(s shown) bool { return sameList(s, want) })
 	// A cut stream is logged by the browser as a failed load.
 	p.checkClean(func(pr problem) bool { return pr.source == "network" })

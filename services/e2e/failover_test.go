@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/bbsboard/bbs/pkg/testenv"
 )
 
 // A replica dies under a page: the page says so, comes back through the
@@ -17,7 +19,7 @@ func TestReplicaKilled(t *testing.T) {
 	var tokens []string
 	var seeded []apiTopic
 	for i := range 4 {
-		tp, tok := postTopic(t, c.replicas[i%3].url, fmt.Sprintf("Written before the crash (%d)", i+1))
+		tp, tok := postTopic(t, c.replicas[i%3].URL, fmt.Sprintf("Written before the crash (%d)", i+1))
 		seeded, tokens = append(seeded, tp), append(tokens, tok)
 	}
 
@@ -29,26 +31,29 @@ func TestReplicaKilled(t *testing.T) {
 	// elsewhere while the page is reconnecting.
 	p.clearLog()
 	killedAt := time.Now().UnixMilli()
-	victim.kill(t)
-	var other *replica
+	victim.Kill()
+	if victim.Running() {
+		t.Fatalf("replica %s still running after SIGKILL", victim.ID)
+	}
+	var other *testenv.Replica
 	for _, r := range c.replicas {
 		if r != victim {
 			other = r
 			break
 		}
 	}
-	created, _ := postTopic(t, other.url, "Written while the page was reconnecting")
-	if status, body := apiDo(t, http.MethodPatch, fmt.Sprintf("%s/api/topics/%d", other.url, seeded[0].ID), tokens[0],
+	created, _ := postTopic(t, other.URL, "Written while the page was reconnecting")
+	if status, body := apiDo(t, http.MethodPatch, fmt.Sprintf("%s/api/topics/%d", other.URL, seeded[0].ID), tokens[0],
 		map[string]string{"comment": "Edited while the page was reconnecting"}); status != http.StatusOK {
 		t.Fatalf("PATCH: %d %s", status, body)
 	}
-	if status, body := apiDo(t, http.MethodDelete, fmt.Sprintf("%s/api/topics/%d", other.url, seeded[1].ID), tokens[1], nil); status != http.StatusNoContent {
+	if status, body := apiDo(t, http.MethodDelete, fmt.Sprintf("%s/api/topics/%d", other.URL, seeded[1].ID), tokens[1], nil); status != http.StatusNoContent {
 		t.Fatalf("DELETE: %d %s", status, body)
 	}
 
 	// The page comes back live and shows what GET /api/topics says.
 	p.waitFor("live again, with the list GET /api/topics gives", 15*time.Second, func(s shown) bool {
-		return s.State == "live" && sameList(s, listTopics(t, other.url))
+		return s.State == "live" && sameList(s, listTopics(t, other.URL))
 	})
 	if _, ok := p.read().find(created.ID); !ok {
 		t.Errorf("the topic written during the outage is missing")
@@ -67,9 +72,9 @@ func TestReplicaKilled(t *testing.T) {
 	if reconnectingAt == 0 || liveAt == 0 {
 		t.Fatalf("the page did not go reconnecting → live (reconnecting at %d, live at %d)", reconnectingAt, liveAt)
 	}
-	now := attachedReplica(t, lb, c, victim.id)
+	now := attachedReplica(t, lb, c, victim.ID)
 	t.Logf("killed %s: the page showed reconnecting after %d ms, live again after %d ms, now on %s",
-		victim.id, reconnectingAt-killedAt, liveAt-killedAt, now.id)
+		victim.ID, reconnectingAt-killedAt, liveAt-killedAt, now.ID)
 
 	// Writing from the page still works: the balancer skips the dead replica.
 	text := "Posted from the page after the failover"
@@ -84,10 +89,10 @@ func TestReplicaKilled(t *testing.T) {
 
 // attachedReplica waits until the balancer holds exactly one open stream,
 // on a replica other than not, and returns that replica.
-func attachedReplica(t *testing.T, lb *balancer, c *cluster, not string) *replica {
+func attachedReplica(t *testing.T, lb *balancer, c *cluster, not string) *testenv.Replica {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var found *testenv.Replica
+	testenv.Eventually(t, 10*time.Second, func() error {
 		var on []string
 		total := int64(0)
 		for id, n := range lb.streams() {
@@ -98,14 +103,13 @@ func attachedReplica(t *testing.T, lb *balancer, c *cluster, not string) *replic
 		}
 		if total == 1 && on[0] != not {
 			for _, r := range c.replicas {
-				if r.id == on[0] {
-					return r
+				if r.ID == on[0] {
+					found = r
+					return nil
 				}
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the balancer does not hold exactly one stream (off %q): %v", not, lb.streams())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("the balancer does not hold exactly one stream (off %q): %v", not, lb.streams())
+	})
+	return found
 }

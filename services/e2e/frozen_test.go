@@ -40,7 +40,7 @@ const frozenWithin = 15 * time.Second
 func TestFrozenLeaderTab(t *testing.T) {
 	br := startBrowser(t)
 	c := startCluster(t, clusterOptions{replicas: 1})
-	origin := c.replicas[0].url
+	origin := c.replicas[0].URL
 	profile := br.newProfile(t)
 
 	tabs := make([]*tab, 4)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -49,34 +50,24 @@ CREATE CONSTRAINT TRIGGER test_slow_commit AFTER INSERT ON topics
 	proxy := testenv.StartProxy(t, u.Host)
 	u.Host = proxy.Addr()
 	c.env = append(c.env, "DATABASE_URL="+u.String())
-	r, err := c.start("proxied")
-	if r != nil {
-		t.Cleanup(r.stop)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := br.open(t, "author", r.url, tabOptions{})
+	r := testenv.StartReplica(t, c.spec("proxied"))
+	p := br.open(t, "author", r.URL, tabOptions{})
 
 	text := "slow create from the page " + randomName("")
 	p.post(text)
 	// Once the COMMIT sleeps in the trigger, hang the connection: the
 	// COMMIT completes, its answer stays in the proxy.
-	deadline := time.Now().Add(actionTimeout)
-	for {
+	testenv.Eventually(t, actionTimeout, func() error {
 		var n int
 		if err := db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
 WHERE datname = current_database() AND state = 'active' AND lower(query) = 'commit' AND wait_event = 'PgSleep'`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if n > 0 {
-			break
+		if n == 0 {
+			return errors.New("the post's COMMIT never started")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the post's COMMIT never started")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	proxy.Freeze()
 	// The replica gives up on the COMMIT after 3 s and answers 503
 	// outcome_unknown; the database answers again a little later.
@@ -112,13 +103,12 @@ WHERE datname = current_database() AND state = 'active' AND lower(query) = 'comm
 }
 
 // waitLog waits until the replica's log has a line containing s.
-func waitLog(t *testing.T, r *replica, s string, within time.Duration) {
+func waitLog(t *testing.T, r *testenv.Replica, s string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !strings.Contains(r.logs.tail(1000), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("replica %s did not log %s within %v:\n%s", r.id, s, within, r.logs.tail(20))
+	testenv.Eventually(t, within, func() error {
+		if !strings.Contains(r.Logs(), s) {
+			return fmt.Errorf("replica %s did not log %s:\n%s", r.ID, s, r.Tail(20))
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bbsboard/bbs/pkg/testenv"
 	"github.com/chromedp/chromedp"
 )
 
@@ -20,11 +21,11 @@ const liveWithin = 5 * time.Second
 func TestLiveAcrossReplicas(t *testing.T) {
 	br := startBrowser(t)
 	c := startCluster(t, clusterOptions{replicas: 2})
-	a := br.open(t, "A", c.replicas[0].url, tabOptions{})
-	b := br.open(t, "B", c.replicas[1].url, tabOptions{})
+	a := br.open(t, "A", c.replicas[0].URL, tabOptions{})
+	b := br.open(t, "B", c.replicas[1].URL, tabOptions{})
 
 	// Create: typed into A, where Enter is a new line and Ctrl+Enter sends.
-	text := "Hello from A on " + c.replicas[0].id + "\nsecond line " + randomName("")
+	text := "Hello from A on " + c.replicas[0].ID + "\nsecond line " + randomName("")
 	b.clearLog()
 	start := a.post(text)
 	s := b.waitFor("the topic written in A", liveWithin, func(s shown) bool {
@@ -71,7 +72,7 @@ func TestLiveAcrossReplicas(t *testing.T) {
 			t.Errorf("B: %s: status %d, want %d", tc.name, status, tc.want)
 		}
 	}
-	if got, _ := listTopicByID(t, c.replicas[1].url, topic.ID); got.Comment != text {
+	if got, _ := listTopicByID(t, c.replicas[1].URL, topic.ID); got.Comment != text {
 		t.Errorf("topic changed to %q by requests without its token", got.Comment)
 	}
 
@@ -129,7 +130,7 @@ func TestLiveAcrossReplicas(t *testing.T) {
 	}
 
 	// Both pages end where the API is, version for version.
-	want := listTopics(t, c.replicas[0].url)
+	want := listTopics(t, c.replicas[0].URL)
 	for _, p := range []*tab{a, b} {
 		p.waitFor("the same list as GET /api/topics", liveWithin, func(s shown) bool { return sameList(s, want) })
 	}
@@ -184,15 +185,12 @@ func listTopicByID(t *testing.T, base string, id int64) (apiTopic, bool) {
 // waitText polls the textContent of selector until ok accepts it.
 func waitText(t *testing.T, p *tab, selector string, ok func(string) bool) string {
 	t.Helper()
-	deadline := time.Now().Add(liveWithin)
-	for {
-		s := p.text(selector)
-		if ok(s) {
-			return s
+	var s string
+	testenv.Eventually(t, liveWithin, func() error {
+		if s = p.text(selector); !ok(s) {
+			return fmt.Errorf("%s: %s reads %q", p.name, selector, s)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s reads %q", p.name, selector, s)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return s
 }

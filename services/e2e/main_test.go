@@ -3,13 +3,12 @@ package e2e
 import (
 	"os"
 	"testing"
+
+	"github.com/bbsboard/bbs/pkg/testenv"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	// The bbs binary is shared by every test of the run (bbsBinary).
-	if build.dir != "" {
-		os.RemoveAll(build.dir)
-	}
+	testenv.RemoveBuilt() // the bbs binary every test of the run shares
 	os.Exit(code)
 }

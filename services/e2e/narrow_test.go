@@ -14,7 +14,7 @@ import (
 func TestNarrowScreenFooter(t *testing.T) {
 	br := startBrowser(t)
 	c := startCluster(t, clusterOptions{replicas: 1})
-	p := br.open(t, "phone", c.replicas[0].url, tabOptions{acceptLanguage: "ja-JP,ja"})
+	p := br.open(t, "phone", c.replicas[0].URL, tabOptions{acceptLanguage: "ja-JP,ja"})
 	for _, screen := range []struct {
 		name string
 		opts []chromedp.EmulateViewportOption

@@ -20,7 +20,7 @@ func TestShowOlder(t *testing.T) {
 	br := startBrowser(t)
 	const limit = 5
 	c := startCluster(t, clusterOptions{replicas: 1, env: []string{fmt.Sprintf("SNAPSHOT_LIMIT=%d", limit)}})
-	origin := c.replicas[0].url
+	origin := c.replicas[0].URL
 	var first apiTopic
 	for i := range 3 * limit {
 		tp, _ := postTopic(t, origin, fmt.Sprintf("topic %d %s", i, randomName("")))

@@ -65,7 +65,7 @@ func TestScreenshotsAndLanguages(t *testing.T) {
 		seededAt = time.Now()
 		return seedBoard(ctx, db)
 	}})
-	url := c.replicas[0].url
+	url := c.replicas[0].URL
 	dir := screenshotDir(t)
 
 	p := br.open(t, "en", url, tabOptions{acceptLanguage: "en-US,en;q=0.9"})

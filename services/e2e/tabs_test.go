@@ -61,7 +61,7 @@ func TestTabsShareOneStreamWithoutWebLocks(t *testing.T) {
 func testTabsShareOneStream(t *testing.T, n int, script string) {
 	br := startBrowser(t)
 	c := startCluster(t, clusterOptions{replicas: 1})
-	origin := c.replicas[0].url
+	origin := c.replicas[0].URL
 	profile := br.newProfile(t)
 
 	tabs := make([]*tab, n)

@@ -13,8 +13,8 @@ import (
 func TestCommentIsText(t *testing.T) {
 	br := startBrowser(t)
 	c := startCluster(t, clusterOptions{replicas: 2})
-	a := br.open(t, "A", c.replicas[0].url, tabOptions{})
-	b := br.open(t, "B", c.replicas[1].url, tabOptions{})
+	a := br.open(t, "A", c.replicas[0].URL, tabOptions{})
+	b := br.open(t, "B", c.replicas[1].URL, tabOptions{})
 
 	const payload = `<script>window.__pwned=1</script>` + "\n" +
 		`<img src=x onerror="window.__pwned=2">` + "\n" +
@@ -55,10 +55,10 @@ func TestCommentIsText(t *testing.T) {
 	for _, p := range []*tab{a, b} {
 		p.waitFor("the next topic and the API's list", liveWithin, func(s shown) bool {
 			_, ok := s.withComment(next)
-			return ok && sameList(s, listTopics(t, c.replicas[1].url))
+			return ok && sameList(s, listTopics(t, c.replicas[1].URL))
 		})
 	}
-	if got := listTopics(t, c.replicas[1].url); len(got.Topics) != 2 || got.Topics[1].Comment != want {
+	if got := listTopics(t, c.replicas[1].URL); len(got.Topics) != 2 || got.Topics[1].Comment != want {
 		t.Errorf("the API lists %+v, want the comment and the next one", got.Topics)
 	}
 	a.checkClean(nil)

@@ -331,7 +331,7 @@ func get(t *testing.T, ctx context.Context, url string) (int, string) {
 // post creates a topic and returns the X-Replica that answered.
 func post(t *testing.T, ctx context.Context, addr, comment string) string {
 	t.Helper()
-	req, err := testenv.JSONRequest(http.MethodPost, "http://"+addr+"/api/topics", "", map[string]string{"comment": comment})
+	req, err := testenv.Request{Method: http.MethodPost, URL: "http://" + addr + "/api/topics", JSON: map[string]string{"comment": comment}}.NewRequest(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

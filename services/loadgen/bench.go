@@ -110,7 +110,7 @@ func (b *bench) run(ctx context.Context) error {
 func (b *bench) targets(rs []*replica) []string {
 	out := make([]string, len(rs))
 	for i, r := range rs {
-		out[i] = r.addr
+		out[i] = r.Addr
 	}
 	return out
 }
@@ -142,5 +142,5 @@ func (b *bench) replicaCPU() (float64, error) {
 
 // randomTarget picks a replica for one write.
 func (b *bench) randomTarget() string {
-	return b.c.replicas[rand.IntN(len(b.c.replicas))].addr
+	return b.c.replicas[rand.IntN(len(b.c.replicas))].Addr
 }

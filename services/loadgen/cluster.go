@@ -2,18 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 
+	"github.com/bbsboard/bbs/pkg/testenv"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -30,21 +28,19 @@ type cluster struct {
 	replicas  []*replica
 }
 
+// replica is one bbs process of the bench's.
 type replica struct {
-	id       string
-	addr     string // host:port
-	internal string // host:port of the internal listener: /metrics, and pprof
-	pprof    bool   // PPROF=on: /debug/pprof/ on the internal listener
-	cmd      *exec.Cmd
-	done     chan struct{} // closed when the process has exited
+	*testenv.Replica
+	pprof bool // PPROF=on: /debug/pprof/ on the internal listener
 }
-
-func (r *replica) url(path string) string { return "http://" + r.addr + path }
 
 // internalURL is a path on the internal listener (INTERNAL_ADDR), where
 // the replica serves what is never on its public port.
-func (r *replica) internalURL(path string) string { return "http://" + r.internal + path }
-func (r *replica) pid() int                       { return r.cmd.Process.Pid }
+func (r *replica) internalURL(path string) string { return "http://" + r.Internal + path }
+func (r *replica) pid() int                       { return r.Pid() }
+
+// stop ends a replica with SIGTERM, as an orchestrator would.
+func (r *replica) stop() { _ = r.Stop(10 * time.Second) }
 
 func startCluster(ctx context.Context, o options) (*cluster, error) {
 	for _, bin := range []string{o.bbs, o.redisServer} {
@@ -104,12 +100,7 @@ func (c *cluster) createDatabase(ctx context.Context, prefix string) (string, er
 }
 
 func (c *cluster) migrate(ctx context.Context, dbURL string) error {
-	cmd := exec.CommandContext(ctx, c.opts.bbs, "migrate")
-	cmd.Env = []string{"DATABASE_URL=" + dbURL, "LOG_LEVEL=warn"}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("bbs migrate: %w\n%s", err, out)
-	}
-	return nil
+	return testenv.RunMigrate(ctx, c.opts.bbs, dbURL)
 }
 
 func (c *cluster) startRedis(ctx context.Context) error {
@@ -136,19 +127,7 @@ func (c *cluster) startRedis(ctx context.Context) error {
 // the throughput runs measure the server, not the limiter's budget; the
 // limiter still runs (one Redis call per write) and is counted.
 func (c *cluster) startReplica(ctx context.Context, id string, debug bool) (*replica, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	iport, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	r := &replica{id: id, addr: "127.0.0.1:" + strconv.Itoa(port), internal: "127.0.0.1:" + strconv.Itoa(iport), pprof: debug}
 	env := []string{
-		"HTTP_ADDR=" + r.addr,
-		"INTERNAL_ADDR=" + r.internal,
-		"REPLICA_ID=" + id,
 		"DATABASE_URL=" + c.dbURL,
 		"REDIS_URL=redis://" + c.redisAddr + "/0",
 		"WRITE_RATE=6000000",
@@ -166,51 +145,18 @@ func (c *cluster) startReplica(ctx context.Context, id string, debug bool) (*rep
 	if debug {
 		env = append(env, "PPROF=on")
 	}
-	logf, err := os.Create(filepath.Join(c.dir, id+".log"))
+	// Logs stay in the results folder, for reading after a run.
+	logPath := filepath.Join(c.dir, id+".log")
+	p, err := testenv.NewReplica(testenv.ReplicaSpec{ID: id, Bin: c.opts.bbs, Args: []string{"serve"}, Env: env, LogFile: logPath})
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close() // the child holds its own descriptor
-	r.cmd = exec.Command(c.opts.bbs, "serve")
-	r.cmd.Env = append(env, "PATH="+os.Getenv("PATH"))
-	r.cmd.Stdout, r.cmd.Stderr = logf, logf
-	if err := r.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", id, err)
-	}
-	c.replicas = append(c.replicas, r)
-	r.done = make(chan struct{})
-	go func() { _ = r.cmd.Wait(); close(r.done) }()
-	err = waitFor(ctx, id+" /readyz", func() error {
-		select {
-		case <-r.done:
-			return errors.New("exited")
-		default:
-		}
-		resp, err := http.Get(r.url("/readyz"))
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w (log: %s)", err, logf.Name())
+	r := &replica{Replica: p, pprof: debug}
+	c.replicas = append(c.replicas, r) // close stops it, started or not
+	if err := p.Start(ctx); err != nil {
+		return nil, fmt.Errorf("%w (log: %s)", err, logPath)
 	}
 	return r, nil
-}
-
-// stop ends a replica with SIGTERM, as an orchestrator would.
-func (r *replica) stop() {
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.done:
-	case <-time.After(10 * time.Second):
-		_ = r.cmd.Process.Kill()
-		<-r.done
-	}
 }
 
 func (c *cluster) close() {

@@ -31,7 +31,7 @@ func (b *bench) cost(ctx context.Context, streams int) error {
 	}
 	start := time.Now()
 	for range b.opts.costWrites {
-		if _, err := b.w.create(ctx, rs[0].addr); err != nil {
+		if _, err := b.w.create(ctx, rs[0].Addr); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ module github.com/bbsboard/bbs/services/loadgen
 go 1.26.0
 
 require (
+	github.com/bbsboard/bbs/pkg v0.0.0
 	github.com/jackc/pgx/v5 v5.10.0
 	github.com/redis/go-redis/v9 v9.23.0
 )
@@ -15,3 +16,5 @@ require (
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/text v0.44.0 // indirect
 )
+
+replace github.com/bbsboard/bbs/pkg => ../../pkg

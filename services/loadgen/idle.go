@@ -34,7 +34,7 @@ func (b *bench) idle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := b.ss.open(ctx, b.opts.idle, []string{r.addr}, b.srcsSS); err != nil {
+	if err := b.ss.open(ctx, b.opts.idle, []string{r.Addr}, b.srcsSS); err != nil {
 		return err
 	}
 	time.Sleep(3 * time.Second)

@@ -53,7 +53,7 @@ func scrape(ctx context.Context, r *replica, line func(string)) error {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s /metrics: %w", r.id, err)
+		return fmt.Errorf("%s /metrics: %w", r.ID, err)
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
@@ -77,7 +77,7 @@ func metric(ctx context.Context, r *replica, name string) (float64, error) {
 		return 0, err
 	}
 	if !found {
-		return 0, fmt.Errorf("%s /metrics: no %s", r.id, name)
+		return 0, fmt.Errorf("%s /metrics: no %s", r.ID, name)
 	}
 	return strconv.ParseFloat(v, 64)
 }

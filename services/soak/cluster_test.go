@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -27,7 +26,7 @@ const adminToken = "soak-admin-token"
 // can be cut or hung alone.
 type cluster struct {
 	t      *testing.T
-	dir    string // logs and the binary
+	dir    string // logs
 	bin    string
 	dbURL  string // direct, for migrate and the model
 	prefix string
@@ -35,50 +34,40 @@ type cluster struct {
 	reps   []*replica
 }
 
-// buildBBS builds services/bbs from the working tree (or takes SOAK_BBS,
-// a binary built beforehand).
-func buildBBS(t *testing.T, dir string) string {
+// bbsBinary is the bbs the soak runs: SOAK_BBS (or BBS_BIN), a binary
+// built beforehand, else services/bbs built from the working tree.
+func bbsBinary(t *testing.T) string {
 	if p := os.Getenv("SOAK_BBS"); p != "" {
 		return p
 	}
-	bin := filepath.Join(dir, "bbs")
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("go not on PATH (or set SOAK_BBS to a bbs binary): %v", err)
-	}
-	cmd := exec.Command(goBin, "build", "-tags", "nomsgpack", "-o", bin, ".") // the tags `make build` uses
-	cmd.Dir = filepath.Join("..", "bbs")
-	start := time.Now()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build services/bbs: %v\n%s", err, out)
-	}
-	t.Logf("built bbs in %v", time.Since(start).Round(time.Millisecond))
-	return bin
+	return testenv.BBS(t)
 }
 
 func startCluster(t *testing.T, dir string, n int) *cluster {
-	c := &cluster{t: t, dir: dir, bin: buildBBS(t, dir)}
+	c := &cluster{t: t, dir: dir, bin: bbsBinary(t)}
 	c.dbURL = testenv.PostgresURL(t)
-	migrate := exec.Command(c.bin, "migrate")
-	migrate.Env = []string{"DATABASE_URL=" + c.dbURL, "LOG_LEVEL=warn"}
-	if out, err := migrate.CombinedOutput(); err != nil {
-		t.Fatalf("bbs migrate: %v\n%s", err, out)
-	}
+	testenv.Migrate(t, c.bin, c.dbURL)
 	c.redis = startRedis(t, dir)
 	c.prefix = testenv.Name("soak:")
 	pgHost := mustParse(t, c.dbURL).Host
 	for i := range n {
-		r := &replica{c: c, idx: i, name: fmt.Sprintf("r%d", i+1), port: testenv.FreePort(t)}
+		r := &replica{c: c, idx: i, name: fmt.Sprintf("r%d", i+1)}
 		r.pg = testenv.StartProxy(t, pgHost)
 		r.rp = testenv.StartProxy(t, c.redis.addr())
+		proc, err := testenv.NewReplica(testenv.ReplicaSpec{
+			ID: r.name, Bin: c.bin, Env: r.env(), LogFile: filepath.Join(dir, r.name+".log"),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.proc = proc
 		c.reps = append(c.reps, r)
 	}
 	t.Cleanup(c.stopAll)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i, r := range c.reps {
-		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = r.start() }()
+		wg.Go(func() { errs[i] = r.start() })
 	}
 	wg.Wait()
 	for i, r := range c.reps {
@@ -128,18 +117,15 @@ type replica struct {
 	c    *cluster
 	idx  int
 	name string
-	port int
+	proc *testenv.Replica
 	pg   *testenv.Proxy // its Postgres connections
 	rp   *testenv.Proxy // its Redis connections
 
-	mu   sync.Mutex
-	st   string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
-	exit error
+	mu sync.Mutex
+	st string
 }
 
-func (r *replica) url() string     { return "http://127.0.0.1:" + strconv.Itoa(r.port) }
+func (r *replica) url() string     { return r.proc.URL }
 func (r *replica) logPath() string { return filepath.Join(r.c.dir, r.name+".log") }
 
 func (r *replica) state() string {
@@ -152,9 +138,6 @@ func (r *replica) env() []string {
 	db := mustParse(r.c.t, r.c.dbURL)
 	db.Host = r.pg.Addr()
 	return []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HTTP_ADDR=127.0.0.1:" + strconv.Itoa(r.port),
-		"REPLICA_ID=" + r.name,
 		"DATABASE_URL=" + db.String(),
 		"REDIS_URL=redis://" + r.rp.Addr() + "/0",
 		"REDIS_PREFIX=" + r.c.prefix,
@@ -170,7 +153,6 @@ func (r *replica) env() []string {
 		"WRITE_BURST=1000000",
 		"MAX_STREAMS_PER_CLIENT=0",
 		"STREAM_RATE=0", // every model client is 127.0.0.1
-		"INTERNAL_ADDR=127.0.0.1:0",
 		"LOG_LEVEL=info",
 	}
 }
@@ -178,67 +160,39 @@ func (r *replica) env() []string {
 // start runs the process and waits (up to 20 s) until /readyz answers
 // 200. It returns an error if the process exited meanwhile.
 func (r *replica) start() error {
-	logf, err := os.OpenFile(r.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	cmd := exec.Command(r.c.bin)
-	cmd.Env = r.env()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	r.mu.Lock()
-	if err := cmd.Start(); err != nil {
+	if err := r.proc.Launch(); err != nil {
 		r.mu.Unlock()
 		return err
 	}
-	done := make(chan struct{})
-	r.cmd, r.done, r.st, r.exit = cmd, done, stateStarting, nil
+	done := r.proc.Exited()
+	r.st = stateStarting
 	r.mu.Unlock()
 	go func() {
-		err := cmd.Wait()
+		<-done
 		r.mu.Lock()
-		r.exit = err
-		if r.cmd == cmd {
+		if r.proc.Exited() == done { // not started again meanwhile
 			r.st = stateDown
 		}
 		r.mu.Unlock()
-		close(done)
 	}()
-	cl := &http.Client{Timeout: time.Second}
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(30 * time.Millisecond) {
-		select {
-		case <-done:
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			return fmt.Errorf("%s exited while starting: %v", r.name, r.exit)
-		default:
-		}
-		resp, err := cl.Get(r.url() + "/readyz")
-		if err != nil {
-			continue
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			r.mu.Lock()
-			if r.cmd == cmd && r.st == stateStarting {
-				r.st = stateUp
-			}
-			r.mu.Unlock()
-			return nil
-		}
+	if err := r.proc.WaitReady(context.Background()); err != nil {
+		return err
 	}
-	return fmt.Errorf("%s not ready after 20s", r.name)
+	r.mu.Lock()
+	if r.proc.Exited() == done && r.st == stateStarting {
+		r.st = stateUp
+	}
+	r.mu.Unlock()
+	return nil
 }
 
-// signal sends sig to the running process; false if there is none.
+// signal sends sig to the running process and moves it to state next;
+// false if there is no process.
 func (r *replica) signal(sig syscall.Signal, next string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.cmd == nil || r.st == stateDown {
-		return false
-	}
-	if err := r.cmd.Process.Signal(sig); err != nil {
+	if r.st == stateDown || r.proc.Signal(sig) != nil {
 		return false
 	}
 	r.st = next
@@ -246,22 +200,7 @@ func (r *replica) signal(sig syscall.Signal, next string) bool {
 }
 
 // wait waits up to d for the process to exit and returns its error.
-func (r *replica) wait(d time.Duration) (exited bool, err error) {
-	r.mu.Lock()
-	done := r.done
-	r.mu.Unlock()
-	if done == nil {
-		return true, nil
-	}
-	select {
-	case <-done:
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return true, r.exit
-	case <-time.After(d):
-		return false, nil
-	}
-}
+func (r *replica) wait(d time.Duration) (exited bool, err error) { return r.proc.Wait(d) }
 
 // kill ends the process for good (SIGCONT first is not needed: SIGKILL
 // ends a stopped process too).

@@ -9,8 +9,9 @@
 //	SOAK_SEED=7 SOAK_TIME=2m make soak     # repeat a run
 //	go test -run TestSoak ./services/soak  # what make test runs: 45s, seed 1
 //
-// SOAK_BBS names a bbs binary to run instead of building services/bbs
-// from the working tree. The seed fixes every random choice (which
+// SOAK_BBS (or BBS_BIN, as the e2e and deploy tests take it too)
+// names a bbs binary to run instead of building services/bbs from the
+// working tree. The seed fixes every random choice (which
 // operation, replica, fault, duration, when a client leaves); the
 // processes' own timing is not fixed, so a repeated run follows the same
 // plan but may interleave differently.

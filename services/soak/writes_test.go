@@ -1,7 +1,7 @@
 package soak
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -168,14 +168,14 @@ func (w *writer) do(op string, r *replica) {
 	switch op {
 	case "create":
 		sent = comment(w.rng, n, "created")
-		req, _ = testenv.JSONRequest("POST", base, "", wire.CommentBody{Comment: sent})
+		req, _ = testenv.Request{Method: "POST", URL: base, JSON: wire.CommentBody{Comment: sent}}.NewRequest(context.Background())
 		expected = []int{201}
 	case "create-bad":
 		req, expected, wr.marked = badCreate(w.rng, base, n)
 	case "edit-own", "edit-wrong", "edit-none", "edit-admin":
 		sent = comment(w.rng, n, "edited")
 		tok := map[string]string{"edit-own": target.token, "edit-wrong": wrong, "edit-none": "", "edit-admin": adminToken}[op]
-		req, _ = testenv.JSONRequest("PATCH", fmt.Sprintf("%s/%d", base, target.id), tok, wire.CommentBody{Comment: sent})
+		req, _ = testenv.Request{Method: "PATCH", URL: fmt.Sprintf("%s/%d", base, target.id), Token: tok, JSON: wire.CommentBody{Comment: sent}}.NewRequest(context.Background())
 		expected = map[string][]int{"edit-own": {200}, "edit-wrong": {403}, "edit-none": {401}, "edit-admin": {200}}[op]
 	case "delete-own", "delete-wrong", "delete-none", "delete-admin", "purge-admin", "purge-own":
 		tok := map[string]string{"delete-own": target.token, "delete-wrong": wrong, "delete-none": "", "delete-admin": adminToken,
@@ -184,7 +184,7 @@ func (w *writer) do(op string, r *replica) {
 		if strings.HasPrefix(op, "purge") {
 			u += "?purge=true"
 		}
-		req, _ = testenv.JSONRequest("DELETE", u, tok, nil)
+		req, _ = testenv.Request{Method: "DELETE", URL: u, Token: tok}.NewRequest(context.Background())
 		expected = map[string][]int{"delete-own": {204}, "delete-wrong": {403}, "delete-none": {401}, "delete-admin": {204},
 			"purge-admin": {204}, "purge-own": {403}}[op]
 		wr.marked = false
@@ -243,7 +243,7 @@ func (w *writer) createKeyed(wr *write, r *replica) {
 	key := fmt.Sprintf("soak-%d-%016x", wr.n, w.rng.Uint64())
 	var body []byte
 	for attempt := 1; ; attempt++ {
-		req, _ := testenv.JSONRequest("POST", r.url()+"/api/topics", "", wire.CommentBody{Comment: sent})
+		req, _ := testenv.Request{Method: "POST", URL: r.url() + "/api/topics", JSON: wire.CommentBody{Comment: sent}}.NewRequest(context.Background())
 		req.Header.Set("Idempotency-Key", key)
 		wr.o, body = w.send(req)
 		wr.rep = r.name
@@ -328,19 +328,18 @@ func verdictOf(o outcome) string {
 func badCreate(rng *rand.Rand, base string, n int) (*http.Request, []int, bool) {
 	mark := fmt.Sprintf("[w%d] bad", n)
 	raw := func(ct, body string) *http.Request {
-		req, _ := http.NewRequest("POST", base, bytes.NewBufferString(body))
-		req.Header.Set("Content-Type", ct)
+		req, _ := testenv.Request{Method: "POST", URL: base, ContentType: ct, Body: []byte(body)}.NewRequest(context.Background())
 		return req
 	}
 	switch rng.IntN(6) {
 	case 0:
-		req, _ := testenv.JSONRequest("POST", base, "", wire.CommentBody{Comment: mark + "\x00 control"})
+		req, _ := testenv.Request{Method: "POST", URL: base, JSON: wire.CommentBody{Comment: mark + "\x00 control"}}.NewRequest(context.Background())
 		return req, []int{422}, true
 	case 1:
-		req, _ := testenv.JSONRequest("POST", base, "", wire.CommentBody{Comment: mark + strings.Repeat("長", 2001)})
+		req, _ := testenv.Request{Method: "POST", URL: base, JSON: wire.CommentBody{Comment: mark + strings.Repeat("長", 2001)}}.NewRequest(context.Background())
 		return req, []int{422}, true
 	case 2:
-		req, _ := testenv.JSONRequest("POST", base, "", wire.CommentBody{Comment: " \r\n\t "})
+		req, _ := testenv.Request{Method: "POST", URL: base, JSON: wire.CommentBody{Comment: " \r\n\t "}}.NewRequest(context.Background())
 		return req, []int{422}, false
 	case 3:
 		return raw("application/json", `{"comment":"`+mark+`","extra":1}`), []int{400}, true
