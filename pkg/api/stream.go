@@ -40,39 +40,9 @@ func (s *Server) stream(c *gin.Context) {
 		s.failErr(c, feed.ErrNotReady)
 		return
 	}
-	// Both caps are reserved before the stream is accepted, and given back
-	// when it ends: checking a count and adding to it later lets a burst of
-	// requests all pass the check.
-	if s.cfg.MaxStreams > 0 && s.streams.reserved.Add(1) > int64(s.cfg.MaxStreams) {
-		s.streams.reserved.Add(-1)
-		s.m.StreamsRejected.WithLabelValues("replica_full").Inc()
-		c.Header("Retry-After", "5")
-		fail(c, http.StatusServiceUnavailable, "too_many_streams", "this replica holds as many streams as it may; retry")
+	release, ok := s.admitStream(c)
+	if !ok {
 		return
-	}
-	var once sync.Once
-	release := func() {
-		once.Do(func() {
-			if s.cfg.MaxStreams > 0 {
-				s.streams.reserved.Add(-1)
-			}
-		})
-	}
-	if s.cfg.MaxStreamsPerClient > 0 {
-		key := clientKey(clientIP(c.Request, s.cfg.TrustedProxies))
-		if !s.streams.acquire(key, s.cfg.MaxStreamsPerClient) {
-			release()
-			s.m.StreamsRejected.WithLabelValues("client_full").Inc()
-			c.Header("Retry-After", "5")
-			fail(c, http.StatusTooManyRequests, "too_many_streams", "this address holds as many streams as it may; close one and retry")
-			return
-		}
-		replicaRelease := release
-		var clientOnce sync.Once
-		release = func() {
-			clientOnce.Do(func() { s.streams.release(key) })
-			replicaRelease()
-		}
 	}
 	lastID, resume := lastEventID(c.Request)
 	conn, _, err := http.NewResponseController(c.Writer).Hijack()
@@ -119,6 +89,46 @@ func (s *Server) stream(c *gin.Context) {
 		writeUnavailable(conn, s.cfg.Replica)
 		st.Close()
 	}
+}
+
+// admitStream reserves a place for one more stream under both caps (the
+// replica's, the client address's), or answers the refusal. Both are
+// reserved before the stream is accepted, and given back when it ends
+// (release, which may be called more than once): checking a count and
+// adding to it later lets a burst of requests all pass the check.
+func (s *Server) admitStream(c *gin.Context) (func(), bool) {
+	if s.cfg.MaxStreams > 0 && s.streams.reserved.Add(1) > int64(s.cfg.MaxStreams) {
+		s.streams.reserved.Add(-1)
+		s.m.StreamsRejected.WithLabelValues("replica_full").Inc()
+		c.Header("Retry-After", "5")
+		fail(c, http.StatusServiceUnavailable, "too_many_streams", "this replica holds as many streams as it may; retry")
+		return nil, false
+	}
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			if s.cfg.MaxStreams > 0 {
+				s.streams.reserved.Add(-1)
+			}
+		})
+	}
+	if s.cfg.MaxStreamsPerClient > 0 {
+		key := clientKey(clientIP(c.Request, s.cfg.TrustedProxies))
+		if !s.streams.acquire(key, s.cfg.MaxStreamsPerClient) {
+			release()
+			s.m.StreamsRejected.WithLabelValues("client_full").Inc()
+			c.Header("Retry-After", "5")
+			fail(c, http.StatusTooManyRequests, "too_many_streams", "this address holds as many streams as it may; close one and retry")
+			return nil, false
+		}
+		replicaRelease := release
+		var clientOnce sync.Once
+		release = func() {
+			clientOnce.Do(func() { s.streams.release(key) })
+			replicaRelease()
+		}
+	}
+	return release, true
 }
 
 // resync starts a stream again after it fell a whole queue behind: from the
