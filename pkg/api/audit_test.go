@@ -1,33 +1,15 @@
 package api_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/bbsboard/bbs/pkg/testenv"
 )
-
-// lockedBuffer is a log sink the replica writes from several goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestAdminActionsAudited: an edit, a delete and a purge made with the
 // admin token each leave one structured audit line naming the action, the
@@ -35,7 +17,7 @@ func (b *lockedBuffer) String() string {
 // in the log. An author changing their own topic is not audited. Before,
 // nothing recorded what moderators did.
 func TestAdminActionsAudited(t *testing.T) {
-	var logs lockedBuffer
+	var logs testenv.LockedBuffer
 	b := startBoardLogging(t, slog.New(slog.NewJSONHandler(&logs, nil)))
 	send := func(method, path, token, body string) (int, map[string]any) {
 		t.Helper()

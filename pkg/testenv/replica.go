@@ -49,7 +49,7 @@ type Replica struct {
 	Internal string // 127.0.0.1:port of the internal one: /metrics, readiness details
 
 	spec ReplicaSpec
-	mem  *lockedBuffer // the output, when spec.LogFile is ""
+	mem  *LockedBuffer // the output, when spec.LogFile is ""
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -83,7 +83,7 @@ func NewReplica(spec ReplicaSpec) (*Replica, error) {
 	}
 	r.URL = "http://" + r.Addr
 	if spec.LogFile == "" {
-		r.mem = &lockedBuffer{}
+		r.mem = &LockedBuffer{}
 	}
 	return r, nil
 }
@@ -296,20 +296,20 @@ func (r *Replica) Tail(n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-// lockedBuffer is a bytes.Buffer that a process's output goroutines and
-// the test may use at once.
-type lockedBuffer struct {
+// LockedBuffer is a bytes.Buffer that several goroutines may write and
+// read at once: a process's output, a replica's log read by the test.
+type LockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

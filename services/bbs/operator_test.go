@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -126,31 +124,13 @@ func TestInternalAddrInUse(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink written by the replica and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // loggedRun runs a replica in-process with m, its log in a buffer. It
 // returns once the replica listens (with its public URL) or has exited
 // (with its error); stop ends it and returns the whole log.
 func loggedRun(t *testing.T, m map[string]string) (base string, stop func() string, exitErr error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	log := &syncBuffer{}
+	log := &testenv.LockedBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, env(m), log) }()
 	stop = func() string {
