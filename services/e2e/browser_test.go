@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -401,23 +400,12 @@ func (p *tab) setValue(selector, value string) {
 }
 
 // logBuffer keeps Chromium's output for the failure report.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+type logBuffer struct{ testenv.LockedBuffer }
 
 // tail returns the last lines, leaving out those that contain any of skip
 // (noise such as Chromium's complaints about the missing D-Bus).
 func (l *logBuffer) tail(lines int, skip ...string) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	all := strings.Split(strings.TrimRight(l.buf.String(), "\n"), "\n")
+	all := strings.Split(strings.TrimRight(l.String(), "\n"), "\n")
 	all = slices.DeleteFunc(all, func(line string) bool {
 		return slices.ContainsFunc(skip, func(s string) bool { return strings.Contains(line, s) })
 	})
